@@ -1,0 +1,96 @@
+"""YASMF-BLAKE3 hashes: `0x00 0x20 || BLAKE3-256(data)`, 34 bytes, shown as 68 lowercase hex chars."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from blake3 import blake3
+
+from p2panda.errors import P2PandaError
+
+__all__ = ["HASH_SIZE", "Hash", "HashError"]
+
+HASH_SIZE: Final = 34
+_PREFIX: Final = b"\x00\x20"
+
+
+class HashError(P2PandaError):
+    """A value is not a well-formed YASMF-BLAKE3 hash."""
+
+
+class Hash:
+    """A YASMF-BLAKE3 hash. Compares and sorts by its bytes (which is also hex order)."""
+
+    __slots__ = ("_bytes",)
+    _bytes: bytes
+
+    def __init__(self, raw: bytes) -> None:
+        raw = bytes(raw)
+        if len(raw) != HASH_SIZE:
+            raise HashError(f"hash must be {HASH_SIZE} bytes, got {len(raw)}: {raw.hex()!r}")
+        # The Rust decoder checks only the first byte (the YASMF type); we also check the second
+        # (the digest length) because any other value can never be produced by a p2panda 0.8 node.
+        if raw[0] != 0x00:
+            raise HashError(f"hash must start with 0x00 (blake3), got 0x{raw[0]:02x} in {raw.hex()!r}")
+        if raw[1] != 0x20:
+            raise HashError(
+                f"hash must have digest length 0x20 after its type byte, got 0x{raw[1]:02x} in {raw.hex()!r}"
+            )
+        object.__setattr__(self, "_bytes", raw)
+
+    @classmethod
+    def of(cls, data: bytes) -> Hash:
+        """Hash arbitrary bytes."""
+        h = object.__new__(cls)
+        object.__setattr__(h, "_bytes", _PREFIX + blake3(data).digest())
+        return h
+
+    @classmethod
+    def from_hex(cls, text: str) -> Hash:
+        if not isinstance(text, str):
+            raise HashError(f"hash hex must be a string, got {type(text).__name__}")
+        if len(text) != 2 * HASH_SIZE:
+            raise HashError(f"hash hex must be {2 * HASH_SIZE} chars, got {len(text)}: {text!r}")
+        if text != text.lower():
+            raise HashError(f"hash hex must be lowercase: {text!r}")
+        try:
+            raw = bytes.fromhex(text)
+        except ValueError as exc:
+            raise HashError(f"hash is not valid hex: {text!r}") from exc
+        return cls(raw)
+
+    def to_bytes(self) -> bytes:
+        return self._bytes
+
+    def __bytes__(self) -> bytes:
+        return self._bytes
+
+    def hex(self) -> str:
+        return self._bytes.hex()
+
+    def __str__(self) -> str:
+        return self._bytes.hex()
+
+    def __repr__(self) -> str:
+        return f"Hash({self._bytes.hex()!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Hash) and other._bytes == self._bytes
+
+    def __lt__(self, other: Hash) -> bool:
+        return self._bytes < other._bytes
+
+    def __le__(self, other: Hash) -> bool:
+        return self._bytes <= other._bytes
+
+    def __gt__(self, other: Hash) -> bool:
+        return self._bytes > other._bytes
+
+    def __ge__(self, other: Hash) -> bool:
+        return self._bytes >= other._bytes
+
+    def __hash__(self) -> int:
+        return hash(self._bytes)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError("Hash is immutable")

@@ -1,0 +1,146 @@
+"""Ed25519 identities (RFC 8032, deterministic signatures) via libsodium (PyNaCl).
+
+A private key is the 32-byte seed. A `PublicKey` is only ever constructed from a validated curve point.
+"""
+
+from __future__ import annotations
+
+import nacl.bindings
+import nacl.exceptions
+import nacl.signing
+
+from p2panda.errors import P2PandaError
+
+__all__ = ["KeyPair", "PublicKey", "IdentityError", "InvalidPublicKey", "InvalidPrivateKey"]
+
+PUBLIC_KEY_SIZE = 32
+PRIVATE_KEY_SIZE = 32
+SIGNATURE_SIZE = 64
+
+
+class IdentityError(P2PandaError):
+    """Root of identity errors."""
+
+
+class InvalidPublicKey(IdentityError):
+    """Bytes that are not an acceptable Ed25519 public key."""
+
+
+class InvalidPrivateKey(IdentityError):
+    """Bytes that are not a 32-byte Ed25519 seed."""
+
+
+class PublicKey:
+    """A validated Ed25519 public key (32 bytes)."""
+
+    __slots__ = ("_bytes", "_verify_key")
+    _bytes: bytes
+    _verify_key: nacl.signing.VerifyKey
+
+    def __init__(self, raw: bytes) -> None:
+        raw = bytes(raw)
+        if len(raw) != PUBLIC_KEY_SIZE:
+            raise InvalidPublicKey(f"public key must be {PUBLIC_KEY_SIZE} bytes, got {len(raw)}: {raw.hex()!r}")
+        # Stricter than ed25519-dalek: libsodium also refuses small-order and non-canonical points,
+        # which no honest key generator produces and which enable signature malleability tricks.
+        if not nacl.bindings.crypto_core_ed25519_is_valid_point(raw):
+            raise InvalidPublicKey(f"public key is not a valid ed25519 point: {raw.hex()!r}")
+        object.__setattr__(self, "_bytes", raw)
+        object.__setattr__(self, "_verify_key", nacl.signing.VerifyKey(raw))
+
+    @classmethod
+    def from_hex(cls, text: str) -> PublicKey:
+        try:
+            raw = bytes.fromhex(text)
+        except (ValueError, TypeError) as exc:
+            raise InvalidPublicKey(f"public key is not valid hex: {text!r}") from exc
+        if text != text.lower():
+            raise InvalidPublicKey(f"public key hex must be lowercase: {text!r}")
+        return cls(raw)
+
+    def verify(self, message: bytes, signature: bytes) -> bool:
+        """True iff `signature` is a valid Ed25519 signature of `message` by this key."""
+        if len(signature) != SIGNATURE_SIZE:
+            return False
+        try:
+            self._verify_key.verify(message, signature)
+        except nacl.exceptions.BadSignatureError:
+            return False
+        return True
+
+    def to_bytes(self) -> bytes:
+        return self._bytes
+
+    def __bytes__(self) -> bytes:
+        return self._bytes
+
+    def hex(self) -> str:
+        return self._bytes.hex()
+
+    def __str__(self) -> str:
+        return self._bytes.hex()
+
+    def __repr__(self) -> str:
+        return f"PublicKey({self._bytes.hex()!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, PublicKey) and other._bytes == self._bytes
+
+    def __lt__(self, other: PublicKey) -> bool:
+        return self._bytes < other._bytes
+
+    def __hash__(self) -> int:
+        return hash(self._bytes)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError("PublicKey is immutable")
+
+
+class KeyPair:
+    """An Ed25519 signing key and its public key."""
+
+    __slots__ = ("_signing_key", "_public_key")
+    _signing_key: nacl.signing.SigningKey
+    _public_key: PublicKey
+
+    def __init__(self, signing_key: nacl.signing.SigningKey) -> None:
+        object.__setattr__(self, "_signing_key", signing_key)
+        object.__setattr__(self, "_public_key", PublicKey(bytes(signing_key.verify_key)))
+
+    @classmethod
+    def generate(cls) -> KeyPair:
+        return cls(nacl.signing.SigningKey.generate())
+
+    @classmethod
+    def from_private_key(cls, seed: bytes) -> KeyPair:
+        seed = bytes(seed)
+        if len(seed) != PRIVATE_KEY_SIZE:
+            raise InvalidPrivateKey(f"private key must be a {PRIVATE_KEY_SIZE}-byte seed, got {len(seed)} bytes")
+        return cls(nacl.signing.SigningKey(seed))
+
+    @classmethod
+    def from_private_key_hex(cls, text: str) -> KeyPair:
+        try:
+            seed = bytes.fromhex(text)
+        except (ValueError, TypeError) as exc:
+            raise InvalidPrivateKey("private key is not valid hex") from exc
+        return cls.from_private_key(seed)
+
+    @property
+    def public_key(self) -> PublicKey:
+        return self._public_key
+
+    def private_key(self) -> bytes:
+        """The 32-byte seed. Handle with care."""
+        return bytes(self._signing_key)
+
+    def sign(self, message: bytes) -> bytes:
+        """Detached 64-byte Ed25519 signature."""
+        return self._signing_key.sign(message).signature
+
+    def __repr__(self) -> str:
+        # Never print the private key.
+        return f"KeyPair(public_key={self._public_key.hex()!r})"
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError("KeyPair is immutable")
