@@ -5,6 +5,8 @@ A private key is the 32-byte seed. A `PublicKey` is only ever constructed from a
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import nacl.bindings
 import nacl.exceptions
 import nacl.signing
@@ -30,12 +32,18 @@ class InvalidPrivateKey(IdentityError):
     """Bytes that are not a 32-byte Ed25519 seed."""
 
 
+@lru_cache(maxsize=65536)
+def _is_valid_point(raw: bytes) -> bool:
+    """libsodium's point check costs about one signature verification (it includes a subgroup check);
+    a node sees the same few authors over and over, so results are cached by the exact 32 bytes."""
+    return bool(nacl.bindings.crypto_core_ed25519_is_valid_point(raw))
+
+
 class PublicKey:
     """A validated Ed25519 public key (32 bytes)."""
 
-    __slots__ = ("_bytes", "_verify_key")
+    __slots__ = ("_bytes",)
     _bytes: bytes
-    _verify_key: nacl.signing.VerifyKey
 
     def __init__(self, raw: bytes) -> None:
         raw = bytes(raw)
@@ -43,10 +51,9 @@ class PublicKey:
             raise InvalidPublicKey(f"public key must be {PUBLIC_KEY_SIZE} bytes, got {len(raw)}: {raw.hex()!r}")
         # Stricter than ed25519-dalek: libsodium also refuses small-order and non-canonical points,
         # which no honest key generator produces and which enable signature malleability tricks.
-        if not nacl.bindings.crypto_core_ed25519_is_valid_point(raw):
+        if not _is_valid_point(raw):
             raise InvalidPublicKey(f"public key is not a valid ed25519 point: {raw.hex()!r}")
         object.__setattr__(self, "_bytes", raw)
-        object.__setattr__(self, "_verify_key", nacl.signing.VerifyKey(raw))
 
     @classmethod
     def from_hex(cls, text: str) -> PublicKey:
@@ -63,7 +70,7 @@ class PublicKey:
         if len(signature) != SIGNATURE_SIZE:
             return False
         try:
-            self._verify_key.verify(message, signature)
+            nacl.bindings.crypto_sign_open(signature + message, self._bytes)
         except nacl.exceptions.BadSignatureError:
             return False
         return True
@@ -99,7 +106,7 @@ class PublicKey:
 class KeyPair:
     """An Ed25519 signing key and its public key."""
 
-    __slots__ = ("_signing_key", "_public_key")
+    __slots__ = ("_public_key", "_signing_key")
     _signing_key: nacl.signing.SigningKey
     _public_key: PublicKey
 

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Iterator, Sequence
 
 from p2panda.errors import P2PandaError
@@ -56,7 +57,7 @@ class DocumentViewId:
         """Accept `ids` only if already sorted ascending and unique (the only form on the wire)."""
         if not ids:
             raise IdError(f"{what} must not be empty")
-        for a, b in zip(ids, ids[1:]):
+        for a, b in itertools.pairwise(ids):
             if a == b:
                 raise IdError(f"{what} contains {a.hex()} twice")
             if b < a:

@@ -29,9 +29,7 @@ def check_link_arguments(seq_num: int, backlink: Hash | None, skiplink: Hash | N
         if skiplink == backlink:
             raise LinkArgumentError(f"backlink and skiplink are identical at seq num {seq_num}")
     elif skiplink is not None:
-        raise LinkArgumentError(
-            f"no skiplink is allowed at seq num {seq_num}: its lipmaa target is the backlink"
-        )
+        raise LinkArgumentError(f"no skiplink is allowed at seq num {seq_num}: its lipmaa target is the backlink")
 
 
 def unsigned_entry_bytes(

@@ -121,7 +121,7 @@ def check_previous(value: object) -> DocumentViewId:  # OP7
 
 
 def check_field_value(name: str, value: object) -> PlainValue:  # OP9
-    if isinstance(value, bool) or isinstance(value, (float, str, bytes)):
+    if isinstance(value, (bool, float, str, bytes)):
         return value
     if isinstance(value, int):
         if not _I64_MIN <= value <= _I64_MAX:
@@ -149,9 +149,7 @@ def check_fields(value: object, action: OperationAction) -> dict[str, PlainValue
             raise InvalidFields(f"field name must be text, got {name!r}")
         key = name.encode("utf-8")
         if previous is not None and key <= previous:
-            raise InvalidFields(
-                f"field names not sorted: {name!r} comes after {previous.decode('utf-8')!r}"
-            )
+            raise InvalidFields(f"field names not sorted: {name!r} comes after {previous.decode('utf-8')!r}")
         previous = key
         fields[name] = check_field_value(name, item)
     return fields
@@ -171,9 +169,11 @@ def decode_operation(raw: bytes) -> Operation:
     fields = None
     if action is not OperationAction.DELETE:
         fields = check_fields(items[-1], action)
-    canonical = encode_canonical(items)  # type: ignore[arg-type]
+    canonical = encode_canonical(items)
     if canonical != raw:  # OP10
-        at = next((i for i, (a, b) in enumerate(zip(raw, canonical)) if a != b), min(len(raw), len(canonical)))
+        at = next(
+            (i for i, (a, b) in enumerate(zip(raw, canonical, strict=False)) if a != b), min(len(raw), len(canonical))
+        )
         raise NonCanonicalEncoding(
             f"operation is not canonical cbor at byte {at} (indefinite lengths, non-shortest numbers, "
             "duplicate keys and tags are refused)"

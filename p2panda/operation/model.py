@@ -75,9 +75,7 @@ class Operation:
         return cls(OperationAction.CREATE, schema_id, None, fields)
 
     @classmethod
-    def update(
-        cls, schema_id: SchemaId, previous: DocumentViewId, fields: Mapping[str, OperationValue]
-    ) -> Operation:
+    def update(cls, schema_id: SchemaId, previous: DocumentViewId, fields: Mapping[str, OperationValue]) -> Operation:
         return cls(OperationAction.UPDATE, schema_id, previous, fields)
 
     @classmethod

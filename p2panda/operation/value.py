@@ -65,4 +65,3 @@ def to_cbor(value: OperationValue) -> bool | int | float | str | bytes | Sequenc
     if isinstance(value, list):
         return [[h.to_bytes() for h in item] if isinstance(item, list) else item.to_bytes() for item in value]
     return value
-

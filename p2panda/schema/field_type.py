@@ -48,7 +48,9 @@ class FieldType:
 
     def __post_init__(self) -> None:
         if self.kind.is_relation != (self.target is not None):
-            raise FieldTypeError(f"field type {self.kind.value} must {'' if self.kind.is_relation else 'not '}name a schema")
+            raise FieldTypeError(
+                f"field type {self.kind.value} must {'' if self.kind.is_relation else 'not '}name a schema"
+            )
 
     @classmethod
     def parse(cls, text: str) -> FieldType:

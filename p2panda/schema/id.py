@@ -81,9 +81,7 @@ class SchemaId:
             rest = head
         if not hashes:
             if _HEX_RE.fullmatch(last) and len(last) < _HASH_HEX_LEN:
-                raise SchemaIdError(
-                    f"schema id hash too short in {text!r}: {len(last)} of {_HASH_HEX_LEN} hex chars"
-                )
+                raise SchemaIdError(f"schema id hash too short in {text!r}: {len(last)} of {_HASH_HEX_LEN} hex chars")
             raise SchemaIdError(f"malformed schema id {text!r}: no view id hash after the name")
         hashes.reverse()
         try:
@@ -124,4 +122,3 @@ class SchemaId:
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError("SchemaId is immutable")
-

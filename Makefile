@@ -1,0 +1,38 @@
+# One entry point for a fresh machine. `make test` sets everything up and runs every check.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup test lint typecheck pytest bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --upgrade -q pip
+
+# Installs pinned Python packages and builds the Rust extension (release) in place.
+$(STAMP): $(BIN)/python pyproject.toml constraints.txt bindings/openmls/Cargo.toml bindings/openmls/Cargo.lock $(shell find bindings/openmls/src -name '*.rs')
+	$(BIN)/pip install -q -c constraints.txt maturin
+	$(BIN)/pip install -c constraints.txt -e ".[dev]"
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: setup
+	$(BIN)/mypy --strict p2panda secret_group
+
+pytest: setup
+	$(BIN)/pytest
+
+test: lint typecheck pytest
+
+bench: setup
+	$(BIN)/python benchmarks/bench_core.py
+
+clean:
+	rm -rf $(VENV) bindings/openmls/target secret_group/*.so .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,51 @@
+"""The `panda` command: `panda key new|show` (more subcommands arrive with the node and the chat)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from p2panda.keystore import KeyStoreError, create_identity, default_data_dir, identity_path, load_identity
+
+__all__ = ["main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="panda", description="p2panda identities, node and chat")
+    parser.add_argument(
+        "--data-dir", type=Path, default=None, help=f"where identity and data live (default {default_data_dir()})"
+    )
+    # Accept --data-dir after the subcommand too (`panda key show --data-dir D`).
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--data-dir", type=Path, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    commands = parser.add_subparsers(dest="command", required=True)
+    key = commands.add_parser("key", help="manage your identity (an Ed25519 key pair)")
+    key_commands = key.add_subparsers(dest="key_command", required=True)
+    new = key_commands.add_parser("new", parents=[common], help="create a new identity")
+    new.add_argument("--force", action="store_true", help="replace an existing identity (its key is lost)")
+    key_commands.add_parser("show", parents=[common], help="print the public key of your identity")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    data_dir: Path = args.data_dir or default_data_dir()
+    try:
+        if args.command == "key" and args.key_command == "new":
+            key_pair = create_identity(data_dir, overwrite=args.force)
+            print(key_pair.public_key.hex())
+            print(f"identity written to {identity_path(data_dir)}", file=sys.stderr)
+            return 0
+        if args.command == "key" and args.key_command == "show":
+            print(load_identity(data_dir).public_key.hex())
+            return 0
+    except KeyStoreError as exc:
+        print(f"panda: {exc}", file=sys.stderr)
+        return 1
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,3 @@
+"""Type stubs of the Rust extension `secret_group._openmls`."""
+
+def supported_ciphersuites() -> list[str]: ...
