@@ -82,9 +82,7 @@ def run_binding(n: int) -> dict[str, float]:
 
 
 def native_binary() -> Path:
-    subprocess.run(
-        ["cargo", "build", "--release", "--quiet", "--example", "bench_native"], cwd=CRATE, check=True
-    )
+    subprocess.run(["cargo", "build", "--release", "--quiet", "--example", "bench_native"], cwd=CRATE, check=True)
     return CRATE / "target" / "release" / "examples" / "bench_native"
 
 
@@ -125,8 +123,10 @@ def main() -> None:
         for step in STEPS:
             ratio = ours[step] / native[step]
             print(f"{n:>7} {step:<20} {ours[step] * 1e3:>11.3f} {native[step] * 1e3:>10.3f} {ratio:>6.2f}")
-        print(f"{n:>7} {'take_changes':<20} {ours['take_changes'] * 1e3:>11.3f} {'-':>10} {'-':>6}"
-              f"   ({ours['journal_bytes'] / 1024:.0f} KiB journal at the committer)")
+        print(
+            f"{n:>7} {'take_changes':<20} {ours['take_changes'] * 1e3:>11.3f} {'-':>10} {'-':>6}"
+            f"   ({ours['journal_bytes'] / 1024:.0f} KiB journal at the committer)"
+        )
     if args.build_time:
         if shutil.which("cargo") is None:
             raise SystemExit("cargo not found")
