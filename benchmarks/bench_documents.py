@@ -57,12 +57,18 @@ def main() -> None:
     n = parser.parse_args().operations
     line = linear(n)
     tree = branched(n, 100)
-    singles = [[(Hash.of(f"single {i}".encode()), AUTHOR, Operation.create(SCHEMA, {"message": str(i)}))] for i in range(n)]
+    singles = [
+        [(Hash.of(f"single {i}".encode()), AUTHOR, Operation.create(SCHEMA, {"message": str(i)}))] for i in range(n)
+    ]
     assert build_document(line).fields == {"message": str(n - 1), "n": 0}
     assert len(build_document(tree).view_id) == 100
 
-    print(f"linear document, {len(line)} operations        {rate(len(line), lambda: build_document(line)):>10,.0f} ops/s  (aim 50,000)")
-    print(f"100 concurrent branches, {len(tree)} operations  {rate(len(tree), lambda: build_document(tree)):>10,.0f} ops/s")
+    print(
+        f"linear document, {len(line)} operations        {rate(len(line), lambda: build_document(line)):>10,.0f} ops/s  (aim 50,000)"
+    )
+    print(
+        f"100 concurrent branches, {len(tree)} operations  {rate(len(tree), lambda: build_document(tree)):>10,.0f} ops/s"
+    )
     print(
         f"{len(singles)} single-operation documents        "
         f"{rate(len(singles), lambda: [build_document(ops) for ops in singles]):>10,.0f} ops/s"
