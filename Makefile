@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test lint typecheck pytest bench clean
+.PHONY: setup postgres test lint typecheck pytest bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,17 @@ $(STAMP): $(BIN)/python pyproject.toml constraints.txt bindings/openmls/Cargo.to
 
 setup: $(STAMP)
 
+# The node's tests run against a real PostgreSQL server they start themselves (initdb + pg_ctl on a
+# free port); this installs Debian's server binaries when they are missing and we may install them.
+postgres:
+	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql; \
+		else \
+			echo "PostgreSQL server binaries missing: install Debian's postgresql package (PostgreSQL tests will skip)"; \
+		fi; \
+	fi
+
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -26,7 +37,7 @@ lint: setup
 typecheck: setup
 	$(BIN)/mypy --strict p2panda secret_group
 
-pytest: setup
+pytest: setup postgres
 	$(BIN)/pytest
 
 test: lint typecheck pytest

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Final, Self
 
 from blake3 import blake3
 
@@ -39,14 +39,14 @@ class Hash:
         object.__setattr__(self, "_bytes", raw)
 
     @classmethod
-    def of(cls, data: bytes) -> Hash:
+    def of(cls, data: bytes) -> Self:
         """Hash arbitrary bytes."""
         h = object.__new__(cls)
         object.__setattr__(h, "_bytes", _PREFIX + blake3(data).digest())
         return h
 
     @classmethod
-    def from_hex(cls, text: str) -> Hash:
+    def from_hex(cls, text: str) -> Self:
         if not isinstance(text, str):
             raise HashError(f"hash hex must be a string, got {type(text).__name__}")
         if len(text) != 2 * HASH_SIZE:

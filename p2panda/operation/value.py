@@ -7,11 +7,11 @@ and schema validation turns them into these types. Encoding either form gives th
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 from p2panda.hash import Hash
 from p2panda.ids import DocumentId, DocumentViewId
+from p2panda.operation.cbor import CborValue
 
 __all__ = [
     "Relation",
@@ -52,7 +52,7 @@ PlainValue = bool | int | float | str | bytes | list[Hash] | list[list[Hash]]
 OperationValue = PlainValue | Relation | RelationList | PinnedRelation | PinnedRelationList
 
 
-def to_cbor(value: OperationValue) -> bool | int | float | str | bytes | Sequence[object]:
+def to_cbor(value: OperationValue) -> CborValue:
     """The CBOR data model form of a field value."""
     if isinstance(value, Relation):
         return value.document_id.to_bytes()
