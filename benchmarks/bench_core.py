@@ -7,10 +7,9 @@ Run: .venv/bin/python benchmarks/bench_core.py [--entries N]
 from __future__ import annotations
 
 import argparse
-import time
-from collections.abc import Callable
 
 import nacl.bindings
+from _timing import best_rate
 
 from p2panda import Hash, KeyPair
 from p2panda.entry import decode_entry, lipmaa, sign_entry
@@ -19,16 +18,6 @@ from p2panda.operation import Operation, decode_operation, encode_operation
 from p2panda.schema import SchemaId
 
 SCHEMA = SchemaId.parse("message_0020d4f2294b7e953e70dd476b5de39d1679ff06a4936bca3ef6fb227e83a126a767")
-
-
-def best_rate(count: int, run: Callable[[], None], repeats: int = 5) -> float:
-    """Operations per second of the fastest of `repeats` runs (least disturbed by other load)."""
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        best = min(best, time.perf_counter() - start)
-    return count / best
 
 
 def main() -> None:

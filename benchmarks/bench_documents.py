@@ -7,8 +7,8 @@ Run: .venv/bin/python benchmarks/bench_documents.py [--operations N]
 from __future__ import annotations
 
 import argparse
-import time
-from collections.abc import Callable
+
+from _timing import best_rate
 
 from p2panda import Hash, KeyPair
 from p2panda.document import build_document
@@ -42,15 +42,6 @@ def branched(n: int, branches: int) -> list[Op]:
     return ops
 
 
-def rate(count: int, run: Callable[[], object], repeats: int = 3) -> float:
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        best = min(best, time.perf_counter() - start)
-    return count / best
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--operations", type=int, default=10_000)
@@ -64,14 +55,14 @@ def main() -> None:
     assert len(build_document(tree).view_id) == 100
 
     print(
-        f"linear document, {len(line)} operations        {rate(len(line), lambda: build_document(line)):>10,.0f} ops/s  (aim 50,000)"
+        f"linear document, {len(line)} operations        {best_rate(len(line), lambda: build_document(line)):>10,.0f} ops/s  (aim 50,000)"
     )
     print(
-        f"100 concurrent branches, {len(tree)} operations  {rate(len(tree), lambda: build_document(tree)):>10,.0f} ops/s"
+        f"100 concurrent branches, {len(tree)} operations  {best_rate(len(tree), lambda: build_document(tree)):>10,.0f} ops/s"
     )
     print(
         f"{len(singles)} single-operation documents        "
-        f"{rate(len(singles), lambda: [build_document(ops) for ops in singles]):>10,.0f} ops/s"
+        f"{best_rate(len(singles), lambda: [build_document(ops) for ops in singles], 3):>10,.0f} ops/s"
     )
 
 

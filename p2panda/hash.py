@@ -6,6 +6,7 @@ from typing import Final, Self
 
 from blake3 import blake3
 
+from p2panda._bytes_value import BytesValue
 from p2panda.errors import P2PandaError
 
 __all__ = ["HASH_SIZE", "Hash", "HashError"]
@@ -18,11 +19,10 @@ class HashError(P2PandaError):
     """A value is not a well-formed YASMF-BLAKE3 hash."""
 
 
-class Hash:
+class Hash(BytesValue):
     """A YASMF-BLAKE3 hash. Compares and sorts by its bytes (which is also hex order)."""
 
-    __slots__ = ("_bytes",)
-    _bytes: bytes
+    __slots__ = ()
 
     def __init__(self, raw: bytes) -> None:
         raw = bytes(raw)
@@ -36,13 +36,13 @@ class Hash:
             raise HashError(
                 f"hash must have digest length 0x20 after its type byte, got 0x{raw[1]:02x} in {raw.hex()!r}"
             )
-        object.__setattr__(self, "_bytes", raw)
+        self._set(raw)
 
     @classmethod
     def of(cls, data: bytes) -> Self:
         """Hash arbitrary bytes."""
         h = object.__new__(cls)
-        object.__setattr__(h, "_bytes", _PREFIX + blake3(data).digest())
+        h._set(_PREFIX + blake3(data).digest())
         return h
 
     @classmethod
@@ -59,38 +59,5 @@ class Hash:
             raise HashError(f"hash is not valid hex: {text!r}") from exc
         return cls(raw)
 
-    def to_bytes(self) -> bytes:
-        return self._bytes
 
-    def __bytes__(self) -> bytes:
-        return self._bytes
-
-    def hex(self) -> str:
-        return self._bytes.hex()
-
-    def __str__(self) -> str:
-        return self._bytes.hex()
-
-    def __repr__(self) -> str:
-        return f"Hash({self._bytes.hex()!r})"
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Hash) and other._bytes == self._bytes
-
-    def __lt__(self, other: Hash) -> bool:
-        return self._bytes < other._bytes
-
-    def __le__(self, other: Hash) -> bool:
-        return self._bytes <= other._bytes
-
-    def __gt__(self, other: Hash) -> bool:
-        return self._bytes > other._bytes
-
-    def __ge__(self, other: Hash) -> bool:
-        return self._bytes >= other._bytes
-
-    def __hash__(self) -> int:
-        return hash(self._bytes)
-
-    def __setattr__(self, name: str, value: object) -> None:
-        raise AttributeError("Hash is immutable")
+Hash._family = Hash

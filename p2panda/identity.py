@@ -11,6 +11,7 @@ import nacl.bindings
 import nacl.exceptions
 import nacl.signing
 
+from p2panda._bytes_value import BytesValue
 from p2panda.errors import P2PandaError
 
 __all__ = ["KeyPair", "PublicKey", "IdentityError", "InvalidPublicKey", "InvalidPrivateKey"]
@@ -39,11 +40,10 @@ def _is_valid_point(raw: bytes) -> bool:
     return bool(nacl.bindings.crypto_core_ed25519_is_valid_point(raw))
 
 
-class PublicKey:
+class PublicKey(BytesValue):
     """A validated Ed25519 public key (32 bytes)."""
 
-    __slots__ = ("_bytes",)
-    _bytes: bytes
+    __slots__ = ()
 
     def __init__(self, raw: bytes) -> None:
         raw = bytes(raw)
@@ -53,7 +53,7 @@ class PublicKey:
         # which no honest key generator produces and which enable signature malleability tricks.
         if not _is_valid_point(raw):
             raise InvalidPublicKey(f"public key is not a valid ed25519 point: {raw.hex()!r}")
-        object.__setattr__(self, "_bytes", raw)
+        self._set(raw)
 
     @classmethod
     def from_hex(cls, text: str) -> PublicKey:
@@ -75,32 +75,8 @@ class PublicKey:
             return False
         return True
 
-    def to_bytes(self) -> bytes:
-        return self._bytes
 
-    def __bytes__(self) -> bytes:
-        return self._bytes
-
-    def hex(self) -> str:
-        return self._bytes.hex()
-
-    def __str__(self) -> str:
-        return self._bytes.hex()
-
-    def __repr__(self) -> str:
-        return f"PublicKey({self._bytes.hex()!r})"
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, PublicKey) and other._bytes == self._bytes
-
-    def __lt__(self, other: PublicKey) -> bool:
-        return self._bytes < other._bytes
-
-    def __hash__(self) -> int:
-        return hash(self._bytes)
-
-    def __setattr__(self, name: str, value: object) -> None:
-        raise AttributeError("PublicKey is immutable")
+PublicKey._family = PublicKey
 
 
 class KeyPair:

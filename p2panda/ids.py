@@ -26,17 +26,11 @@ class OperationId(Hash):
 
     __slots__ = ()
 
-    def __repr__(self) -> str:
-        return f"OperationId({self.hex()!r})"
-
 
 class DocumentId(Hash):
     """The operation id of a document's CREATE operation."""
 
     __slots__ = ()
-
-    def __repr__(self) -> str:
-        return f"DocumentId({self.hex()!r})"
 
 
 class DocumentViewId:

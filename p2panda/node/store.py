@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import ColumnElement, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from p2panda.node import tables as t
@@ -52,26 +52,18 @@ class Store:
     # --- entries and logs -------------------------------------------------------------------------
 
     async def latest_entry(self, public_key: str, log_id: int) -> StoredEntry | None:
-        row = (
-            await self.conn.execute(
-                select(t.entries.c.hash, t.entries.c.seq_num, t.entries.c.raw, t.entries.c.payload)
-                .where(t.entries.c.public_key == public_key, t.entries.c.log_id == log_id)
-                .order_by(t.entries.c.seq_num.desc())
-                .limit(1)
-            )
-        ).first()
-        return None if row is None else StoredEntry(row.hash, row.seq_num, row.raw, row.payload)
+        return await self._entry(t.entries.c.public_key == public_key, t.entries.c.log_id == log_id, latest=True)
 
     async def entry_at(self, public_key: str, log_id: int, seq_num: int) -> StoredEntry | None:
-        row = (
-            await self.conn.execute(
-                select(t.entries.c.hash, t.entries.c.seq_num, t.entries.c.raw, t.entries.c.payload).where(
-                    t.entries.c.public_key == public_key,
-                    t.entries.c.log_id == log_id,
-                    t.entries.c.seq_num == seq_num,
-                )
-            )
-        ).first()
+        return await self._entry(
+            t.entries.c.public_key == public_key, t.entries.c.log_id == log_id, t.entries.c.seq_num == seq_num
+        )
+
+    async def _entry(self, *conditions: ColumnElement[bool], latest: bool = False) -> StoredEntry | None:
+        query = select(t.entries.c.hash, t.entries.c.seq_num, t.entries.c.raw, t.entries.c.payload).where(*conditions)
+        if latest:
+            query = query.order_by(t.entries.c.seq_num.desc()).limit(1)
+        row = (await self.conn.execute(query)).first()
         return None if row is None else StoredEntry(row.hash, row.seq_num, row.raw, row.payload)
 
     async def has_entry(self, entry_hash: str) -> bool:
@@ -151,26 +143,13 @@ class Store:
     # --- operations -------------------------------------------------------------------------------
 
     async def operation(self, operation_id: str) -> StoredOperation | None:
-        row = (
-            await self.conn.execute(
-                select(
-                    t.operations.c.id,
-                    t.operations.c.document_id,
-                    t.operations.c.public_key,
-                    t.operations.c.schema_id,
-                    t.entries.c.payload,
-                )
-                .join(t.entries, t.entries.c.hash == t.operations.c.id)
-                .where(t.operations.c.id == operation_id)
-            )
-        ).first()
-        return (
-            None
-            if row is None
-            else StoredOperation(row.id, row.document_id, row.public_key, row.schema_id, row.payload)
-        )
+        rows = await self._operations(t.operations.c.id == operation_id)
+        return rows[0] if rows else None
 
     async def operations_of_document(self, document_id: str) -> list[StoredOperation]:
+        return await self._operations(t.operations.c.document_id == document_id)
+
+    async def _operations(self, condition: ColumnElement[bool]) -> list[StoredOperation]:
         rows = await self.conn.execute(
             select(
                 t.operations.c.id,
@@ -180,7 +159,7 @@ class Store:
                 t.entries.c.payload,
             )
             .join(t.entries, t.entries.c.hash == t.operations.c.id)
-            .where(t.operations.c.document_id == document_id)
+            .where(condition)
         )
         return [StoredOperation(r.id, r.document_id, r.public_key, r.schema_id, r.payload) for r in rows]
 

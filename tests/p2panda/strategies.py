@@ -39,3 +39,12 @@ def operations(draw: st.DrawFn) -> Operation:
     if action is OperationAction.UPDATE:
         return Operation.update(schema_id, draw(view_ids), draw(st.dictionaries(field_names, field_values, max_size=6)))
     return Operation.delete(schema_id, draw(view_ids))
+
+
+def mutate(raw: bytes, data: st.DataObject) -> bytes:
+    """One flipped byte or a truncation of `raw`, drawn by hypothesis."""
+    if data.draw(st.booleans()):
+        index = data.draw(st.integers(min_value=0, max_value=len(raw) - 1))
+        flip = data.draw(st.integers(min_value=1, max_value=255))
+        return raw[:index] + bytes([raw[index] ^ flip]) + raw[index + 1 :]
+    return raw[: data.draw(st.integers(min_value=0, max_value=len(raw) - 1))]

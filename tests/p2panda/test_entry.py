@@ -33,7 +33,7 @@ from p2panda.entry import (
 from p2panda.entry.encode import unsigned_entry_bytes
 from p2panda.varu64 import encode_varu64
 
-from .strategies import key_pairs
+from .strategies import key_pairs, mutate
 
 KP = KeyPair.from_private_key(bytes(range(32)))
 PAYLOAD = b"\x84\x01\x00payload"
@@ -250,12 +250,7 @@ _MUTATION_BASES = [raw for raw in build_chain(KP, 13) if decode_entry(raw).seq_n
 @settings(max_examples=400)
 @given(st.sampled_from(_MUTATION_BASES), st.data())
 def test_mutated_or_truncated_entries_are_rejected_with_our_errors(raw: bytes, data: st.DataObject) -> None:
-    if data.draw(st.booleans()):
-        index = data.draw(st.integers(min_value=0, max_value=len(raw) - 1))
-        flip = data.draw(st.integers(min_value=1, max_value=255))
-        mutated = raw[:index] + bytes([raw[index] ^ flip]) + raw[index + 1 :]
-    else:
-        mutated = raw[: data.draw(st.integers(min_value=0, max_value=len(raw) - 1))]
+    mutated = mutate(raw, data)
     try:
         entry = decode_entry(mutated)
     except P2PandaError:

@@ -34,7 +34,7 @@ from p2panda.operation import (
 from p2panda.operation.cbor import encode_canonical
 from p2panda.schema import SchemaId
 
-from .strategies import operations
+from .strategies import mutate, operations
 
 S = "venue_0020c65567ae37efea293e34a9c7d13f8f2bf23dbdc3b5c7b9ab46293111c48fc78b"
 H1 = Hash.of(b"1")
@@ -245,12 +245,7 @@ def test_random_operations_round_trip(op: Operation) -> None:
 @given(operations(), st.data())
 def test_mutated_or_truncated_operations_raise_only_our_errors(op: Operation, data: st.DataObject) -> None:
     raw = encode_operation(op)
-    if data.draw(st.booleans()):
-        index = data.draw(st.integers(min_value=0, max_value=len(raw) - 1))
-        flip = data.draw(st.integers(min_value=1, max_value=255))
-        mutated = raw[:index] + bytes([raw[index] ^ flip]) + raw[index + 1 :]
-    else:
-        mutated = raw[: data.draw(st.integers(min_value=0, max_value=len(raw) - 1))]
+    mutated = mutate(raw, data)
     try:
         decoded = decode_operation(mutated)
     except P2PandaError:
