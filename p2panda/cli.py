@@ -26,6 +26,15 @@ def _parser() -> argparse.ArgumentParser:
     new = key_commands.add_parser("new", parents=[common], help="create a new identity")
     new.add_argument("--force", action="store_true", help="replace an existing identity (its key is lost)")
     key_commands.add_parser("show", parents=[common], help="print the public key of your identity")
+    node = commands.add_parser("node", parents=[common], help="run a standalone node with its GraphQL API")
+    node.add_argument(
+        "--database", metavar="URL", help="sqlite:///FILE or postgresql://... (default: a file in --data-dir)"
+    )
+    node.add_argument(
+        "--http-port", type=int, default=None, help="GraphQL HTTP port (default 2020; 0 picks a free one)"
+    )
+    node.add_argument("--config", type=Path, default=None, help="node.toml with database_url, http_port, http_host")
+    node.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING, ...")
     return parser
 
 
@@ -41,10 +50,34 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "key" and args.key_command == "show":
             print(load_identity(data_dir).public_key.hex())
             return 0
+        if args.command == "node":
+            return _run_node(args, data_dir)
     except KeyStoreError as exc:
         print(f"panda: {exc}", file=sys.stderr)
         return 1
     return 2
+
+
+def _run_node(args: argparse.Namespace, data_dir: Path) -> int:
+    import asyncio
+    import logging
+
+    from p2panda.node.errors import NodeError
+    from p2panda.node.run import load_settings, run_node
+
+    logging.basicConfig(
+        level=args.log_level.upper(), stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        settings = load_settings(args.config, data_dir, args.database, args.http_port)
+        asyncio.run(run_node(settings))
+    except NodeError as exc:
+        print(f"panda node: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"panda node: {exc}", file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":

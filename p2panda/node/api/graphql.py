@@ -1,0 +1,512 @@
+"""GraphQL schema of a node, regenerated whenever new schemas arrive, and query execution.
+
+Static: `nextArgs(publicKey, viewId)`, `publish(entry, operation)`. Per known schema S: `S(id | viewId)`
+and `all_S(filter, meta, orderBy, orderDirection, first, after)` with aquadoggo's filter operators.
+Filtering and ordering run over the materialised documents of S.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from inspect import isawaitable
+from typing import Any
+
+from graphql import (
+    GraphQLArgument,
+    GraphQLBoolean,
+    GraphQLEnumType,
+    GraphQLError,
+    GraphQLField,
+    GraphQLFloat,
+    GraphQLInputField,
+    GraphQLInputObjectType,
+    GraphQLInt,
+    GraphQLList,
+    GraphQLNonNull,
+    GraphQLObjectType,
+    GraphQLOutputType,
+    GraphQLResolveInfo,
+    GraphQLSchema,
+    GraphQLString,
+    execute,
+    parse,
+    specified_rules,
+    validate,
+)
+from graphql.validation import VariablesInAllowedPositionRule
+
+from p2panda.document import Document
+from p2panda.entry import PayloadMismatch
+from p2panda.errors import P2PandaError
+from p2panda.identity import PublicKey
+from p2panda.ids import DocumentId, DocumentViewId
+from p2panda.node.api.scalars import SCALARS
+from p2panda.node.node import Node
+from p2panda.node.publish import NextArgs
+from p2panda.operation.value import PinnedRelation, PinnedRelationList, Relation, RelationList
+from p2panda.schema import FieldKind, FieldType, Schema
+
+__all__ = ["GraphQLApi"]
+
+Info = GraphQLResolveInfo[Any]
+
+# Clients in the wild declare publish variables as String!; allow variables of other scalar types.
+_RULES = [rule for rule in specified_rules if rule is not VariablesInAllowedPositionRule]
+
+
+def _list(of: Any) -> GraphQLList[Any]:
+    return GraphQLList(GraphQLNonNull(of))
+
+
+def _filter_type(name: str, scalar: Any, operators: list[str]) -> GraphQLInputObjectType:
+    fields: dict[str, GraphQLInputField] = {}
+    for op in operators:
+        fields[op] = GraphQLInputField(_list(scalar) if op in ("in", "notIn") else scalar)
+    return GraphQLInputObjectType(name, fields)
+
+
+ORDERED = ["in", "notIn", "eq", "notEq", "gt", "gte", "lt", "lte"]
+FILTERS = {
+    FieldKind.STR: _filter_type("StringFilter", GraphQLString, [*ORDERED, "contains", "notContains"]),
+    FieldKind.INT: _filter_type("IntegerFilter", GraphQLInt, ORDERED),
+    FieldKind.FLOAT: _filter_type("FloatFilter", GraphQLFloat, ORDERED),
+    FieldKind.BOOL: _filter_type("BooleanFilter", GraphQLBoolean, ["eq", "notEq"]),
+    FieldKind.BYTES: _filter_type("HexBytesFilter", SCALARS["HexBytes"], ["eq", "notEq"]),
+    FieldKind.RELATION: _filter_type("RelationFilter", SCALARS["DocumentId"], ["eq", "notEq", "in", "notIn"]),
+    FieldKind.PINNED_RELATION: _filter_type(
+        "PinnedRelationFilter", SCALARS["DocumentViewId"], ["eq", "notEq", "in", "notIn"]
+    ),
+    FieldKind.RELATION_LIST: _filter_type("RelationListFilter", SCALARS["DocumentId"], ["in", "notIn"]),
+    FieldKind.PINNED_RELATION_LIST: _filter_type(
+        "PinnedRelationListFilter", SCALARS["DocumentViewId"], ["in", "notIn"]
+    ),
+}
+META_FILTER = GraphQLInputObjectType(
+    "MetaFilterInputObject",
+    {
+        "documentId": GraphQLInputField(
+            _filter_type("DocumentIdFilter", SCALARS["DocumentId"], ["in", "notIn", "eq", "notEq"])
+        ),
+        "viewId": GraphQLInputField(
+            _filter_type("DocumentViewIdFilter", SCALARS["DocumentViewId"], ["in", "notIn", "eq", "notEq"])
+        ),
+        "owner": GraphQLInputField(_filter_type("OwnerFilter", SCALARS["PublicKey"], ["in", "notIn", "eq", "notEq"])),
+        "edited": GraphQLInputField(_filter_type("EditedFilter", GraphQLBoolean, ["eq", "notEq"])),
+        "deleted": GraphQLInputField(_filter_type("DeletedFilter", GraphQLBoolean, ["eq", "notEq"])),
+    },
+)
+ORDER_DIRECTION = GraphQLEnumType("OrderDirection", {"ASC": "ASC", "DESC": "DESC"})
+DOCUMENT_META = GraphQLObjectType(
+    "DocumentMeta",
+    {
+        "documentId": GraphQLField(GraphQLNonNull(SCALARS["DocumentId"]), resolve=lambda d, _: d.id.hex()),
+        "viewId": GraphQLField(GraphQLNonNull(SCALARS["DocumentViewId"]), resolve=lambda d, _: str(d.view_id)),
+        "owner": GraphQLField(GraphQLNonNull(SCALARS["PublicKey"]), resolve=lambda d, _: d.owner.hex()),
+        "edited": GraphQLField(GraphQLNonNull(GraphQLBoolean), resolve=lambda d, _: d.is_edited),
+        "deleted": GraphQLField(GraphQLNonNull(GraphQLBoolean), resolve=lambda d, _: d.is_deleted),
+    },
+)
+NEXT_ARGUMENTS = GraphQLObjectType(
+    "NextArguments",
+    {
+        "logId": GraphQLField(GraphQLNonNull(SCALARS["LogId"])),
+        "seqNum": GraphQLField(GraphQLNonNull(SCALARS["SeqNum"])),
+        "backlink": GraphQLField(SCALARS["EntryHash"]),
+        "skiplink": GraphQLField(SCALARS["EntryHash"]),
+    },
+)
+
+
+def _next_args_json(args: NextArgs) -> dict[str, str | None]:
+    return {
+        "logId": str(args.log_id),
+        "seqNum": str(args.seq_num),
+        "backlink": args.backlink.hex() if args.backlink else None,
+        "skiplink": args.skiplink.hex() if args.skiplink else None,
+    }
+
+
+def _parse(kind: str, value: str, parse: Callable[[str], Any]) -> Any:
+    try:
+        return parse(value)
+    except (P2PandaError, ValueError, TypeError) as exc:
+        raise GraphQLError(f"invalid {kind} {value!r}: {exc}") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    total: int
+    items: list[Document]
+    has_next: bool
+
+
+def _sort_value(doc: Document, order_by: str) -> tuple[int, Any]:
+    if order_by == "DOCUMENT_ID":
+        return (0, doc.id.hex())
+    if order_by == "DOCUMENT_VIEW_ID":
+        return (0, str(doc.view_id))
+    value = (doc.fields or {}).get(order_by)
+    if value is None:
+        return (1, "")
+    if isinstance(value, Relation):
+        return (0, value.document_id.hex())
+    if isinstance(value, PinnedRelation):
+        return (0, str(value.view_id))
+    if isinstance(value, (RelationList, PinnedRelationList)):
+        return (0, str(value))
+    return (0, value)
+
+
+def _comparable(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return value.hex()
+    if isinstance(value, Relation):
+        return value.document_id.hex()
+    if isinstance(value, PinnedRelation):
+        return str(value.view_id)
+    return value
+
+
+def _list_ids(value: Any) -> set[str]:
+    if isinstance(value, RelationList):
+        return {d.hex() for d in value.document_ids}
+    if isinstance(value, PinnedRelationList):
+        return {str(v) for v in value.view_ids}
+    return set()
+
+
+def _matches(value: Any, conditions: Mapping[str, Any], is_list: bool = False) -> bool:
+    if is_list:
+        ids = _list_ids(value)
+        if "in" in conditions and not ids & set(conditions["in"]):
+            return False
+        return not ("notIn" in conditions and ids & set(conditions["notIn"]))
+    v = _comparable(value)
+    checks: dict[str, Callable[[Any], bool]] = {
+        "eq": lambda c: v == c,
+        "notEq": lambda c: v != c,
+        "in": lambda c: v in c,
+        "notIn": lambda c: v not in c,
+        "gt": lambda c: v > c,
+        "gte": lambda c: v >= c,
+        "lt": lambda c: v < c,
+        "lte": lambda c: v <= c,
+        "contains": lambda c: c in v,
+        "notContains": lambda c: c not in v,
+    }
+    return all(checks[op](c) for op, c in conditions.items() if c is not None)
+
+
+def select_documents(
+    docs: list[Document],
+    schema: Schema,
+    filter_: Mapping[str, Any] | None,
+    meta: Mapping[str, Any] | None,
+    order_by: str,
+    direction: str,
+    first: int,
+    after: str | None,
+) -> Page:
+    if first <= 0:
+        raise GraphQLError(f"first must be positive, got {first}")
+    meta = meta or {}
+    deleted = meta.get("deleted")
+    selected = []
+    for doc in docs:
+        if deleted is None and doc.is_deleted:
+            continue
+        meta_values = {
+            "documentId": doc.id.hex(),
+            "viewId": str(doc.view_id),
+            "owner": doc.owner.hex(),
+            "edited": doc.is_edited,
+            "deleted": doc.is_deleted,
+        }
+        if not all(_matches(meta_values[k], c) for k, c in meta.items() if c):
+            continue
+        fields = doc.fields or {}
+        if filter_ and any(
+            not _matches(
+                fields.get(name),
+                conditions,
+                schema.fields[name].kind in (FieldKind.RELATION_LIST, FieldKind.PINNED_RELATION_LIST),
+            )
+            for name, conditions in filter_.items()
+            if conditions
+        ):
+            continue
+        selected.append(doc)
+    # Ties are broken by document id so that paging is stable.
+    selected.sort(key=lambda d: (_sort_value(d, order_by), d.id.hex()), reverse=direction == "DESC")
+    start = 0
+    if after:
+        ids = [d.id.hex() for d in selected]
+        if after not in ids:
+            raise GraphQLError(f"unknown cursor {after!r}")
+        start = ids.index(after) + 1
+    window = selected[start : start + first]
+    return Page(len(selected), window, start + first < len(selected))
+
+
+class GraphQLApi:
+    """Executes GraphQL requests against a node; the schema follows the node's schema registry."""
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self._schema: GraphQLSchema | None = None
+        self._built_for: frozenset[str] = frozenset()
+
+    def schema(self) -> GraphQLSchema:
+        known = frozenset(str(s.id) for s in self.node.registry.all())
+        if self._schema is None or known != self._built_for:
+            self._schema = self._build(sorted(self.node.registry.all(), key=lambda s: str(s.id)))
+            self._built_for = known
+        return self._schema
+
+    async def execute(
+        self, query: str, variables: Mapping[str, Any] | None = None, operation_name: str | None = None
+    ) -> dict[str, Any]:
+        schema = self.schema()
+        try:
+            document = parse(query)
+        except GraphQLError as exc:
+            return {"data": None, "errors": [exc.formatted]}
+        errors = validate(schema, document, _RULES)
+        if errors:
+            return {"data": None, "errors": [e.formatted for e in errors]}
+        outcome = execute(schema, document, variable_values=dict(variables or {}), operation_name=operation_name)
+        result = await outcome if isawaitable(outcome) else outcome
+        out: dict[str, Any] = {"data": result.data}
+        if result.errors:
+            out["errors"] = [e.formatted for e in result.errors]
+        return out
+
+    # --- schema building --------------------------------------------------------------------------
+
+    def _build(self, schemas: list[Schema]) -> GraphQLSchema:
+        types: dict[str, GraphQLObjectType] = {}
+        collections: dict[str, GraphQLObjectType] = {}
+        args: dict[str, dict[str, GraphQLArgument]] = {}
+
+        for schema in schemas:
+            name = str(schema.id)
+            order_by = GraphQLEnumType(
+                f"{name}OrderBy", {v: v for v in ["DOCUMENT_ID", "DOCUMENT_VIEW_ID", *schema.fields]}
+            )
+            filter_type = GraphQLInputObjectType(
+                f"{name}Filter", {f: GraphQLInputField(FILTERS[t.kind]) for f, t in schema.fields.items()}
+            )
+            args[name] = {
+                "filter": GraphQLArgument(filter_type),
+                "meta": GraphQLArgument(META_FILTER),
+                "orderBy": GraphQLArgument(order_by, default_value="DOCUMENT_ID"),
+                "orderDirection": GraphQLArgument(ORDER_DIRECTION, default_value="ASC"),
+                "first": GraphQLArgument(GraphQLInt, default_value=25),
+                "after": GraphQLArgument(SCALARS["Cursor"]),
+            }
+
+        def fields_type(schema: Schema) -> GraphQLObjectType:
+            name = str(schema.id)
+            return GraphQLObjectType(
+                f"{name}Fields",
+                lambda: {f: self._field(f, t, types, collections, args) for f, t in schema.fields.items()},
+            )
+
+        for schema in schemas:
+            name = str(schema.id)
+            f_type = fields_type(schema)
+            types[name] = GraphQLObjectType(
+                name,
+                {
+                    "meta": GraphQLField(GraphQLNonNull(DOCUMENT_META), resolve=lambda d, _: d),
+                    "fields": GraphQLField(f_type, resolve=lambda d, _: d),
+                },
+            )
+            item = GraphQLObjectType(
+                f"{name}Item",
+                {
+                    "meta": GraphQLField(GraphQLNonNull(DOCUMENT_META), resolve=lambda d, _: d),
+                    "fields": GraphQLField(f_type, resolve=lambda d, _: d),
+                    "cursor": GraphQLField(GraphQLString, resolve=lambda d, _: d.id.hex()),
+                },
+            )
+            collections[name] = GraphQLObjectType(
+                f"{name}Collection",
+                {
+                    "totalCount": GraphQLField(GraphQLNonNull(GraphQLInt), resolve=lambda p, _: p.total),
+                    "endCursor": GraphQLField(
+                        GraphQLNonNull(GraphQLString), resolve=lambda p, _: p.items[-1].id.hex() if p.items else ""
+                    ),
+                    "hasNextPage": GraphQLField(GraphQLNonNull(GraphQLBoolean), resolve=lambda p, _: p.has_next),
+                    "documents": GraphQLField(GraphQLNonNull(_list(item)), resolve=lambda p, _: p.items),
+                },
+            )
+
+        query_fields: dict[str, GraphQLField] = {
+            "nextArgs": GraphQLField(
+                NEXT_ARGUMENTS,
+                args={
+                    "publicKey": GraphQLArgument(GraphQLNonNull(SCALARS["PublicKey"])),
+                    "viewId": GraphQLArgument(SCALARS["DocumentViewId"]),
+                },
+                resolve=self._next_args,
+            )
+        }
+        for schema in schemas:
+            name = str(schema.id)
+            query_fields[name] = GraphQLField(
+                types[name],
+                args={
+                    "id": GraphQLArgument(SCALARS["DocumentId"]),
+                    "viewId": GraphQLArgument(SCALARS["DocumentViewId"]),
+                },
+                resolve=self._document_resolver(),
+            )
+            query_fields[f"all_{name}"] = GraphQLField(
+                GraphQLNonNull(collections[name]), args=args[name], resolve=self._collection_resolver(schema)
+            )
+        mutation = GraphQLObjectType(
+            "MutationRoot",
+            {
+                "publish": GraphQLField(
+                    GraphQLNonNull(NEXT_ARGUMENTS),
+                    args={
+                        "entry": GraphQLArgument(GraphQLNonNull(SCALARS["EncodedEntry"])),
+                        "operation": GraphQLArgument(GraphQLNonNull(SCALARS["EncodedOperation"])),
+                    },
+                    resolve=self._publish,
+                )
+            },
+        )
+        return GraphQLSchema(query=GraphQLObjectType("Query", query_fields), mutation=mutation)
+
+    def _field(
+        self,
+        name: str,
+        field_type: FieldType,
+        types: dict[str, GraphQLObjectType],
+        collections: dict[str, GraphQLObjectType],
+        args: dict[str, dict[str, GraphQLArgument]],
+    ) -> GraphQLField:
+        kind = field_type.kind
+        scalar: dict[FieldKind, GraphQLOutputType] = {
+            FieldKind.BOOL: GraphQLBoolean,
+            FieldKind.INT: GraphQLInt,
+            FieldKind.FLOAT: GraphQLFloat,
+            FieldKind.STR: GraphQLString,
+            FieldKind.BYTES: SCALARS["HexBytes"],
+        }
+        if kind in scalar:
+            if kind is FieldKind.BYTES:
+                return GraphQLField(scalar[kind], resolve=lambda d, _: ((d.fields or {}).get(name) or b"").hex())
+            return GraphQLField(scalar[kind], resolve=lambda d, _: (d.fields or {}).get(name))
+        target = str(field_type.target)
+        if target not in types:
+            # The related schema is unknown here: expose the raw ids.
+            return GraphQLField(GraphQLString, resolve=lambda d, _: str((d.fields or {}).get(name)))
+        if kind in (FieldKind.RELATION, FieldKind.PINNED_RELATION):
+            return GraphQLField(types[target], resolve=self._relation_resolver(name))
+        schema = self.node.registry.get(target)
+        assert schema is not None
+        return GraphQLField(
+            GraphQLNonNull(collections[target]), args=args[target], resolve=self._relation_list_resolver(name, schema)
+        )
+
+    # --- resolvers --------------------------------------------------------------------------------
+
+    async def _next_args(self, _root: Any, _info: Info, publicKey: str, viewId: str | None = None) -> Any:
+        key = _parse("public key", publicKey, PublicKey.from_hex)
+        view = _parse("document view id", viewId, DocumentViewId.from_str) if viewId else None
+        try:
+            return _next_args_json(await self.node.next_args(key, view))
+        except P2PandaError as exc:
+            raise GraphQLError(str(exc)) from exc
+
+    async def _publish(self, _root: Any, _info: Info, entry: str, operation: str) -> Any:
+        try:
+            entry_bytes = bytes.fromhex(entry)
+        except (ValueError, TypeError):
+            raise GraphQLError('Invalid value for argument "entry", expected type "EncodedEntry"') from None
+        try:
+            operation_bytes = bytes.fromhex(operation)
+        except (ValueError, TypeError):
+            raise GraphQLError('Invalid value for argument "operation", expected type "EncodedOperation"') from None
+        try:
+            published = await self.node.publish(entry_bytes, operation_bytes)
+        except PayloadMismatch as exc:
+            raise GraphQLError(f"operation needs to match payload hash of encoded entry: {exc}") from exc
+        except P2PandaError as exc:
+            raise GraphQLError(str(exc)) from exc
+        return _next_args_json(published.next_args)
+
+    def _document_resolver(self) -> Callable[..., Any]:
+        async def resolve(_root: Any, _info: Info, id: str | None = None, viewId: str | None = None) -> Any:
+            if id is not None and viewId is not None:
+                raise GraphQLError("Must only provide `id` or `viewId` argument")
+            if id is None and viewId is None:
+                raise GraphQLError("Must provide either `id` or `viewId` argument")
+            if id is not None:
+                doc = await self.node.document(_parse("document id", id, DocumentId.from_hex))
+            else:
+                assert viewId is not None
+                doc = await self.node.document_at(_parse("document view id", viewId, DocumentViewId.from_str))
+            if doc is None or doc.is_deleted:
+                return None
+            return doc
+
+        return resolve
+
+    def _collection_resolver(self, schema: Schema) -> Callable[..., Any]:
+        async def resolve(
+            _root: Any,
+            _info: Info,
+            orderBy: str = "DOCUMENT_ID",
+            orderDirection: str = "ASC",
+            first: int = 25,
+            filter: Mapping[str, Any] | None = None,
+            meta: Mapping[str, Any] | None = None,
+            after: str | None = None,
+        ) -> Page:
+            docs = await self.node.documents(str(schema.id), include_deleted=True)
+            return select_documents(docs, schema, filter, meta, orderBy, orderDirection, first, after)
+
+        return resolve
+
+    def _relation_resolver(self, name: str) -> Callable[..., Any]:
+        async def resolve(doc: Document, _info: Info) -> Any:
+            value = (doc.fields or {}).get(name)
+            if isinstance(value, Relation):
+                return await self.node.document(value.document_id)
+            if isinstance(value, PinnedRelation):
+                return await self.node.document_at(value.view_id)
+            return None
+
+        return resolve
+
+    def _relation_list_resolver(self, name: str, target: Schema) -> Callable[..., Any]:
+        async def resolve(
+            doc: Document,
+            _info: Info,
+            orderBy: str = "DOCUMENT_ID",
+            orderDirection: str = "ASC",
+            first: int = 25,
+            filter: Mapping[str, Any] | None = None,
+            meta: Mapping[str, Any] | None = None,
+            after: str | None = None,
+        ) -> Page:
+            value = (doc.fields or {}).get(name)
+            related: list[Document] = []
+            if isinstance(value, RelationList):
+                for document_id in value.document_ids:
+                    found = await self.node.document(document_id)
+                    if found is not None:
+                        related.append(found)
+            elif isinstance(value, PinnedRelationList):
+                for view_id in value.view_ids:
+                    found = await self.node.document_at(view_id)
+                    if found is not None:
+                        related.append(found)
+            return select_documents(related, target, filter, meta, orderBy, orderDirection, first, after)
+
+        return resolve
