@@ -8,15 +8,17 @@ at the next start, so every acknowledged operation is eventually materialised.
 from __future__ import annotations
 
 import logging
+from types import MappingProxyType
 
 from p2panda.document import Document, build_document
 from p2panda.hash import Hash
 from p2panda.identity import PublicKey
-from p2panda.ids import DocumentViewId
+from p2panda.ids import DocumentId, DocumentViewId
 from p2panda.node.store import Store, StoredDocument
-from p2panda.operation import decode_operation
-from p2panda.operation.cbor import encode_canonical
-from p2panda.operation.value import PinnedRelationList, to_cbor
+from p2panda.operation import OperationAction, decode_operation
+from p2panda.operation.cbor import decode_single, encode_canonical
+from p2panda.operation.decode import check_fields
+from p2panda.operation.value import OperationValue, PinnedRelationList, to_cbor
 from p2panda.schema import (
     SYSTEM_SCHEMAS,
     Schema,
@@ -24,6 +26,7 @@ from p2panda.schema import (
     SchemaId,
     SystemSchema,
     schema_from_documents,
+    typed_value,
 )
 
 __all__ = ["SchemaRegistry", "load_document", "materialise"]
@@ -93,6 +96,29 @@ async def schema_of_definition(
     except SchemaError as exc:
         log.warning("schema definition %s does not give a schema: %s", document_id, exc)
         return None
+
+
+def view_document(stored: StoredDocument, fields: bytes | None, schema: Schema | None) -> Document:
+    """A document from its stored current view (no operation history)."""
+    values: dict[str, OperationValue] | None = None
+    if fields is not None:
+        plain = check_fields(decode_single(fields), OperationAction.UPDATE)
+        values = (
+            dict(plain)
+            if schema is None
+            else {name: typed_value(name, schema.fields[name], value) for name, value in plain.items()}
+        )
+    return Document(
+        id=DocumentId.from_hex(stored.id),
+        view_id=DocumentViewId.from_str(stored.view_id),
+        schema_id=SchemaId.parse(stored.schema_id),
+        owner=PublicKey.from_hex(stored.owner),
+        fields=None if values is None else MappingProxyType(values),
+        field_writers=MappingProxyType({}),
+        is_deleted=stored.is_deleted,
+        is_edited=stored.is_edited,
+        operations=(),
+    )
 
 
 def _fields_cbor(doc: Document) -> bytes | None:

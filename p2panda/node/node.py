@@ -21,7 +21,7 @@ from p2panda.identity import PublicKey
 from p2panda.ids import DocumentId, DocumentViewId
 from p2panda.node.database import create_engine, default_database_url, migrate
 from p2panda.node.errors import ForkDetected, NodeError
-from p2panda.node.materialiser import SchemaRegistry, load_document, materialise
+from p2panda.node.materialiser import SchemaRegistry, load_document, materialise, view_document
 from p2panda.node.publish import NextArgs, Published, document_of_view, next_args, publish
 from p2panda.node.store import Store
 from p2panda.schema import Schema
@@ -141,14 +141,18 @@ class Node:
         return await self._read(read)
 
     async def documents(self, schema_id: str, include_deleted: bool = False) -> list[Document]:
+        """Current views of every document of a schema, read from the materialised views.
+
+        These carry no history: `field_writers` and `operations` are empty (use `document()` for them).
+        """
+        schema = self.registry.get(schema_id)
+
         async def read(store: Store) -> list[Document]:
             docs = []
-            for stored in await store.documents_of_schema(schema_id):
+            for stored, fields in await store.current_views(schema_id):
                 if stored.is_deleted and not include_deleted:
                     continue
-                doc = await load_document(store, self.registry, stored.id)
-                if doc is not None:
-                    docs.append(doc)
+                docs.append(view_document(stored, fields, schema))
             return docs
 
         return await self._read(read)

@@ -203,6 +203,17 @@ class Store:
         rows = await self.conn.execute(select(t.documents).where(t.documents.c.schema_id == schema_id))
         return [StoredDocument(r.id, r.schema_id, r.owner, r.view_id, r.is_deleted, r.is_edited) for r in rows]
 
+    async def current_views(self, schema_id: str) -> list[tuple[StoredDocument, bytes | None]]:
+        """Every document of a schema with the stored fields (canonical CBOR) of its current view."""
+        rows = await self.conn.execute(
+            select(t.documents, t.document_views.c.fields)
+            .join(t.document_views, t.document_views.c.view_id == t.documents.c.view_id)
+            .where(t.documents.c.schema_id == schema_id)
+        )
+        return [
+            (StoredDocument(r.id, r.schema_id, r.owner, r.view_id, r.is_deleted, r.is_edited), r.fields) for r in rows
+        ]
+
     async def view(self, view_id: str) -> tuple[str, str, bool, bytes | None] | None:
         """(document id, schema id, deleted, canonical CBOR fields) of a stored view."""
         row = (
