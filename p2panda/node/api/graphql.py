@@ -249,6 +249,20 @@ def select_documents(
     return Page(len(selected), window, start + first < len(selected))
 
 
+def page_of(docs: list[Document], schema: Schema, arguments: Mapping[str, Any]) -> Page:
+    """Apply the collection arguments (filter, meta, orderBy, orderDirection, first, after)."""
+    return select_documents(
+        docs,
+        schema,
+        arguments.get("filter"),
+        arguments.get("meta"),
+        arguments.get("orderBy", "DOCUMENT_ID"),
+        arguments.get("orderDirection", "ASC"),
+        arguments.get("first", 25),
+        arguments.get("after"),
+    )
+
+
 class GraphQLApi:
     """Executes GraphQL requests against a node; the schema follows the node's schema registry."""
 
@@ -458,18 +472,9 @@ class GraphQLApi:
         return resolve
 
     def _collection_resolver(self, schema: Schema) -> Callable[..., Any]:
-        async def resolve(
-            _root: Any,
-            _info: Info,
-            orderBy: str = "DOCUMENT_ID",
-            orderDirection: str = "ASC",
-            first: int = 25,
-            filter: Mapping[str, Any] | None = None,
-            meta: Mapping[str, Any] | None = None,
-            after: str | None = None,
-        ) -> Page:
+        async def resolve(_root: Any, _info: Info, **arguments: Any) -> Page:
             docs = await self.node.documents(str(schema.id), include_deleted=True)
-            return select_documents(docs, schema, filter, meta, orderBy, orderDirection, first, after)
+            return page_of(docs, schema, arguments)
 
         return resolve
 
@@ -485,16 +490,7 @@ class GraphQLApi:
         return resolve
 
     def _relation_list_resolver(self, name: str, target: Schema) -> Callable[..., Any]:
-        async def resolve(
-            doc: Document,
-            _info: Info,
-            orderBy: str = "DOCUMENT_ID",
-            orderDirection: str = "ASC",
-            first: int = 25,
-            filter: Mapping[str, Any] | None = None,
-            meta: Mapping[str, Any] | None = None,
-            after: str | None = None,
-        ) -> Page:
+        async def resolve(doc: Document, _info: Info, **arguments: Any) -> Page:
             value = (doc.fields or {}).get(name)
             related: list[Document] = []
             if isinstance(value, RelationList):
@@ -507,6 +503,6 @@ class GraphQLApi:
                     found = await self.node.document_at(view_id)
                     if found is not None:
                         related.append(found)
-            return select_documents(related, target, filter, meta, orderBy, orderDirection, first, after)
+            return page_of(related, target, arguments)
 
         return resolve
