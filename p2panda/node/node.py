@@ -105,15 +105,23 @@ class Node:
         return await self._read(lambda store: next_args(store, public_key, view_id))
 
     async def publish(self, entry: bytes, operation: bytes) -> Published:
-        """Validate and store an entry with its operation; returns what was stored and the next args."""
+        """Validate and store an entry with its operation; returns what was stored and the next args.
+
+        Storing and materialising happen in one transaction: an acknowledged operation is always
+        materialised, and a failed one leaves nothing (the materialiser task table covers work queued
+        by other paths).
+        """
         async with self._write_lock:
             try:
                 async with self.engine.begin() as conn:
-                    published = await publish(Store(conn), self.registry, entry, operation)
+                    store = Store(conn)
+                    published = await publish(store, self.registry, entry, operation)
+                    schema = await materialise(store, self.registry, published.document_id.hex())
             except ForkDetected as fork:
                 await self._record_fork(fork)
                 raise
-            await self._materialise(published.document_id.hex())
+            if schema is not None and self.registry.add(schema):
+                log.info("new schema %s", schema.id)
         for listener in self._listeners:
             await listener(published)
         return published
