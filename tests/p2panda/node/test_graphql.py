@@ -77,6 +77,7 @@ async def test_paging_1000_documents_every_ordering(node: Node, vectors: dict[st
         for direction in ("ASC", "DESC"):
             for filter_ in ("", 'filter: {message: {gte: "message 0500"}}'):
                 seen: list[tuple[str, str]] = []
+                messages: list[str] = []
                 after = ""
                 while True:
                     cursor = f', after: "{after}"' if after else ""
@@ -92,6 +93,7 @@ async def test_paging_1000_documents_every_ordering(node: Node, vectors: dict[st
                             "message": item["fields"]["message"],
                         }[order_by]
                         seen.append((key, item["meta"]["documentId"]))
+                        messages.append(item["fields"]["message"])
                     if not page["hasNextPage"]:
                         break
                     after = page["endCursor"]
