@@ -9,11 +9,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from p2panda.document import Document
 from p2panda.entry import Entry
@@ -36,7 +36,6 @@ T = TypeVar("T")
 class NodeConfig:
     data_dir: Path
     database_url: str | None = None
-    bundles: tuple[Path, ...] = field(default_factory=tuple)
 
     @property
     def url(self) -> str:
@@ -51,7 +50,6 @@ class Node:
         self.registry = SchemaRegistry()
         self._engine: AsyncEngine | None = None
         self._write_lock = asyncio.Lock()
-        self._listeners: list[Callable[[Published], Awaitable[None]]] = []
 
     @property
     def engine(self) -> AsyncEngine:
@@ -80,9 +78,6 @@ class Node:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
-
-    def on_published(self, listener: Callable[[Published], Awaitable[None]]) -> None:
-        self._listeners.append(listener)
 
     async def _read(self, action: Callable[[Store], Awaitable[T]]) -> T:
         async with self.engine.connect() as conn:
@@ -122,8 +117,6 @@ class Node:
                 raise
             if schema is not None and self.registry.add(schema):
                 log.info("new schema %s", schema.id)
-        for listener in self._listeners:
-            await listener(published)
         return published
 
     async def _record_fork(self, fork: ForkDetected) -> None:
@@ -170,6 +163,3 @@ class Node:
 
     async def fork_proofs(self) -> list[tuple[str, int, int, str, bytes]]:
         return await self._read(lambda store: store.fork_proofs())
-
-    async def connection(self) -> AsyncConnection:
-        return await self.engine.connect()

@@ -70,14 +70,19 @@ async def _args_for_log(store: Store, public_key: str, log_id: int) -> NextArgs:
     latest = await store.latest_entry(public_key, log_id)
     if latest is None:
         return NextArgs(log_id, 1, None, None)
-    seq = latest.seq_num + 1
+    return await _args_after(store, public_key, log_id, latest.seq_num, Hash.from_hex(latest.hash))
+
+
+async def _args_after(store: Store, public_key: str, log_id: int, seq_num: int, entry_hash: Hash) -> NextArgs:
+    """Next args for a log whose latest entry is `entry_hash` at `seq_num`."""
+    seq = seq_num + 1
     skiplink = None
     if is_skiplink_required(seq):
         target = await store.entry_at(public_key, log_id, lipmaa(seq))
         if target is None:
             raise DocumentNotFound(f"log {log_id} of {public_key} lacks entry {lipmaa(seq)}")
         skiplink = Hash.from_hex(target.hash)
-    return NextArgs(log_id, seq, Hash.from_hex(latest.hash), skiplink)
+    return NextArgs(log_id, seq, entry_hash, skiplink)
 
 
 async def _new_log_id(store: Store, public_key: str) -> int:
@@ -229,5 +234,5 @@ async def publish(store: Store, registry: SchemaRegistry, entry_bytes: bytes, op
         fields,
     )
     await store.add_task(document_id)
-    following = await _args_for_log(store, key, entry.log_id)
+    following = await _args_after(store, key, entry.log_id, entry.seq_num, entry.hash)
     return Published(entry, operation, DocumentId.from_hex(document_id), following)

@@ -66,10 +66,6 @@ class Store:
         row = (await self.conn.execute(query)).first()
         return None if row is None else StoredEntry(row.hash, row.seq_num, row.raw, row.payload)
 
-    async def has_entry(self, entry_hash: str) -> bool:
-        row = (await self.conn.execute(select(t.entries.c.hash).where(t.entries.c.hash == entry_hash))).first()
-        return row is not None
-
     async def log_document(self, public_key: str, log_id: int) -> str | None:
         row = (
             await self.conn.execute(

@@ -27,7 +27,6 @@ def postgres_server() -> Iterator[PostgresServer | None]:
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
-        # (indirect parametrisation passes "sqlite" the same way)
         return f"sqlite:///{tmp_path / 'node.sqlite3'}"
     server = request.getfixturevalue("postgres_server")
     url: str = server.new_database()

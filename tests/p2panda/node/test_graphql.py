@@ -24,11 +24,8 @@ async def test_bad_input_table_through_graphql(node: Node, seeded: dict[str, Any
     async with node.engine.connect() as conn:
         stored = await Store(conn).entry_at(KP.public_key.hex(), 2, 2)
     assert stored is not None
-    seeded["stored_raw"] = stored.raw
-    cases = [
-        (name, entry.hex(), (stored.payload if name == "entry already stored" else op).hex())
-        for name, entry, op, _ in bad_inputs(seeded)
-    ]
+    seeded["stored_raw"], seeded["stored_payload"] = stored.raw, stored.payload
+    cases = [(name, entry.hex(), op.hex()) for name, entry, op, _ in bad_inputs(seeded)]
     cases += [
         ("odd-length hex entry", "abc", "00"),
         ("non-hex entry", "zz" * 10, "00"),
