@@ -1,13 +1,16 @@
 """Materialisation: turning stored operations into documents and views, and schemas into the registry.
 
-After each accepted operation the publish transaction leaves a task for its document; the materialiser
-rebuilds that document in its own transaction and removes the task. Tasks left by a crash are finished
-at the next start, so every acknowledged operation is eventually materialised.
+The node materialises an accepted operation in the transaction that stores it. The common cases are
+incremental: a CREATE starts a view, and an UPDATE whose `previous` are exactly the document's current
+tips extends it (the new operation comes last in the walk order, so its fields win). Anything else
+(merges of concurrent branches, deletes, late arrivals) rebuilds the document from all its operations.
+Ingest paths that defer materialisation leave a task per document, finished at the next start.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from types import MappingProxyType
 
 from p2panda.document import Document, build_document
@@ -15,7 +18,7 @@ from p2panda.hash import Hash
 from p2panda.identity import PublicKey
 from p2panda.ids import DocumentId, DocumentViewId
 from p2panda.node.store import Store, StoredDocument
-from p2panda.operation import OperationAction, decode_operation
+from p2panda.operation import Operation, OperationAction, decode_operation
 from p2panda.operation.cbor import decode_single, encode_canonical
 from p2panda.operation.decode import check_fields
 from p2panda.operation.value import OperationValue, PinnedRelationList, to_cbor
@@ -29,7 +32,7 @@ from p2panda.schema import (
     typed_value,
 )
 
-__all__ = ["SchemaRegistry", "load_document", "materialise"]
+__all__ = ["Accepted", "SchemaRegistry", "load_document", "materialise"]
 
 log = logging.getLogger(__name__)
 
@@ -55,18 +58,18 @@ class SchemaRegistry:
         self._schemas[key] = schema
         return new
 
-    async def load(self, store: Store) -> None:
-        for doc in await store.documents_of_schema(str(SCHEMA_DEFINITION)):
-            schema = await schema_of_definition(store, self, doc.id, None)
+    def load(self, store: Store) -> None:
+        for doc in store.documents_of_schema(str(SCHEMA_DEFINITION)):
+            schema = schema_of_definition(store, self, doc.id, None)
             if schema is not None:
                 self.add(schema)
 
 
-async def load_document(
+def load_document(
     store: Store, registry: SchemaRegistry, document_id: str, view_id: DocumentViewId | None = None
 ) -> Document | None:
     """Build a stored document (at `view_id` if given) with typed fields; None if absent."""
-    stored = await store.operations_of_document(document_id)
+    stored = store.operations_of_document(document_id)
     if not stored:
         return None
     schema = registry.get(stored[0].schema_id)
@@ -74,10 +77,10 @@ async def load_document(
     return build_document(ops, view_id=view_id, schema=schema)
 
 
-async def schema_of_definition(
+def schema_of_definition(
     store: Store, registry: SchemaRegistry, document_id: str, view_id: DocumentViewId | None
 ) -> Schema | None:
-    definition = await load_document(store, registry, document_id, view_id)
+    definition = load_document(store, registry, document_id, view_id)
     if definition is None or definition.fields is None:
         return None
     pinned = definition.fields.get("fields")
@@ -85,10 +88,10 @@ async def schema_of_definition(
         return None
     field_views: dict[DocumentViewId, Document] = {}
     for field_view in pinned.view_ids:
-        first = await store.operation(field_view.ids[0].hex())
+        first = store.operation(field_view.ids[0].hex())
         if first is None:
             return None  # a field definition has not arrived yet
-        doc = await load_document(store, registry, first.document_id, field_view)
+        doc = load_document(store, registry, first.document_id, field_view)
         if doc is not None:
             field_views[field_view] = doc
     try:
@@ -127,23 +130,75 @@ def _fields_cbor(doc: Document) -> bytes | None:
     return encode_canonical({name: to_cbor(value) for name, value in doc.fields.items()})
 
 
-async def materialise(store: Store, registry: SchemaRegistry, document_id: str) -> Schema | None:
-    """Rebuild one document and store its current view; returns a schema it defines, if any."""
-    doc = await load_document(store, registry, document_id)
-    await store.finish_task(document_id)
-    if doc is None:
+def materialise(
+    store: Store, registry: SchemaRegistry, document_id: str, accepted: Accepted | None = None
+) -> Schema | None:
+    """Bring one document's stored current view up to date; returns a schema it defines, if any.
+
+    `accepted` is the operation just stored for it, when known: it allows the incremental cases.
+    """
+    if accepted is None or not _extend(store, document_id, accepted):
+        doc = load_document(store, registry, document_id)
+        if doc is None:
+            return None
+        store.save_document(
+            StoredDocument(
+                id=doc.id.hex(),
+                schema_id=str(doc.schema_id),
+                owner=doc.owner.hex(),
+                view_id=str(doc.view_id),
+                is_deleted=doc.is_deleted,
+                is_edited=doc.is_edited,
+            ),
+            _fields_cbor(doc),
+        )
+    if accepted is not None and str(accepted.operation.schema_id) != str(SCHEMA_DEFINITION):
         return None
-    await store.save_document(
-        StoredDocument(
-            id=doc.id.hex(),
-            schema_id=str(doc.schema_id),
-            owner=doc.owner.hex(),
-            view_id=str(doc.view_id),
-            is_deleted=doc.is_deleted,
-            is_edited=doc.is_edited,
-        ),
-        _fields_cbor(doc),
+    stored = store.document(document_id)
+    if stored is None or stored.schema_id != str(SCHEMA_DEFINITION) or stored.is_deleted:
+        return None
+    return schema_of_definition(store, registry, document_id, None)
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """An operation the publish pipeline just stored, with its id and author."""
+
+    id: Hash
+    public_key: PublicKey
+    operation: Operation
+
+
+def _extend(store: Store, document_id: str, accepted: Accepted) -> bool:
+    """The incremental cases; False when the document needs a full rebuild."""
+    op = accepted.operation
+    op_id = accepted.id.hex()
+    if op.action is OperationAction.CREATE:
+        fields = {name: to_cbor(value) for name, value in (op.fields or {}).items()}
+        store.save_document(
+            StoredDocument(op_id, str(op.schema_id), accepted.public_key.hex(), op_id, False, False),
+            encode_canonical(fields),
+            new_document=True,
+            new_view=True,
+        )
+        return True
+    if op.action is not OperationAction.UPDATE or op.previous is None:
+        return False
+    current = store.document(document_id)
+    if current is None or current.is_deleted:
+        return False
+    if sorted(current.view_id.split("_")) != sorted(h.hex() for h in op.previous):
+        return False
+    view = store.view(current.view_id)
+    if view is None or view[3] is None:
+        return False
+    stored_fields = decode_single(view[3])
+    assert isinstance(stored_fields, dict)
+    fields = dict(stored_fields)
+    fields.update({name: to_cbor(value) for name, value in (op.fields or {}).items()})
+    store.save_document(
+        StoredDocument(document_id, current.schema_id, current.owner, op_id, False, True),
+        encode_canonical(fields),
+        new_view=True,
     )
-    if doc.schema_id == SCHEMA_DEFINITION and not doc.is_deleted:
-        return await schema_of_definition(store, registry, document_id, None)
-    return None
+    return True

@@ -66,35 +66,35 @@ class Published:
     next_args: NextArgs
 
 
-async def _args_for_log(store: Store, public_key: str, log_id: int) -> NextArgs:
-    latest = await store.latest_entry(public_key, log_id)
+def _args_for_log(store: Store, public_key: str, log_id: int) -> NextArgs:
+    latest = store.latest_entry(public_key, log_id)
     if latest is None:
         return NextArgs(log_id, 1, None, None)
-    return await _args_after(store, public_key, log_id, latest.seq_num, Hash.from_hex(latest.hash))
+    return _args_after(store, public_key, log_id, latest.seq_num, Hash.from_hex(latest.hash))
 
 
-async def _args_after(store: Store, public_key: str, log_id: int, seq_num: int, entry_hash: Hash) -> NextArgs:
+def _args_after(store: Store, public_key: str, log_id: int, seq_num: int, entry_hash: Hash) -> NextArgs:
     """Next args for a log whose latest entry is `entry_hash` at `seq_num`."""
     seq = seq_num + 1
     skiplink = None
     if is_skiplink_required(seq):
-        target = await store.entry_at(public_key, log_id, lipmaa(seq))
+        target = store.entry_at(public_key, log_id, lipmaa(seq))
         if target is None:
             raise DocumentNotFound(f"log {log_id} of {public_key} lacks entry {lipmaa(seq)}")
         skiplink = Hash.from_hex(target.hash)
     return NextArgs(log_id, seq, entry_hash, skiplink)
 
 
-async def _new_log_id(store: Store, public_key: str) -> int:
-    highest = await store.max_log_id(public_key)
+def _new_log_id(store: Store, public_key: str) -> int:
+    highest = store.max_log_id(public_key)
     return 0 if highest is None else highest + 1
 
 
-async def document_of_view(store: Store, view_id: DocumentViewId) -> str:
+def document_of_view(store: Store, view_id: DocumentViewId) -> str:
     """The document all operations of `view_id` belong to."""
     documents: set[str] = set()
     for op_id in view_id:
-        stored = await store.operation(op_id.hex())
+        stored = store.operation(op_id.hex())
         if stored is None:
             raise DocumentNotFound(f"operation {op_id.hex()} of view {view_id} is not stored")
         documents.add(stored.document_id)
@@ -103,28 +103,28 @@ async def document_of_view(store: Store, view_id: DocumentViewId) -> str:
     return documents.pop()
 
 
-async def next_args(store: Store, public_key: PublicKey, view_id: DocumentViewId | None = None) -> NextArgs:
+def next_args(store: Store, public_key: PublicKey, view_id: DocumentViewId | None = None) -> NextArgs:
     key = public_key.hex()
     if view_id is None:
-        return NextArgs(await _new_log_id(store, key), 1, None, None)
-    document_id = await document_of_view(store, view_id)
-    doc = await store.document(document_id)
+        return NextArgs(_new_log_id(store, key), 1, None, None)
+    document_id = document_of_view(store, view_id)
+    doc = store.document(document_id)
     if doc is not None and doc.is_deleted:
         raise DocumentDeleted(f"document {document_id} is deleted")
-    log_id = await store.log_for_document(key, document_id)
+    log_id = store.log_for_document(key, document_id)
     if log_id is None:
-        return NextArgs(await _new_log_id(store, key), 1, None, None)
-    return await _args_for_log(store, key, log_id)
+        return NextArgs(_new_log_id(store, key), 1, None, None)
+    return _args_for_log(store, key, log_id)
 
 
-async def check_seq_num(store: Store, entry: Entry) -> None:  # P1
+def check_seq_num(store: Store, entry: Entry) -> None:  # P1
     key = entry.public_key.hex()
-    latest = await store.latest_entry(key, entry.log_id)
+    latest = store.latest_entry(key, entry.log_id)
     expected = 1 if latest is None else latest.seq_num + 1
     if entry.seq_num == expected:
         return
     if latest is not None and entry.seq_num <= latest.seq_num:
-        stored = await store.entry_at(key, entry.log_id, entry.seq_num)
+        stored = store.entry_at(key, entry.log_id, entry.seq_num)
         if stored is not None and stored.hash == entry.hash.hex():
             raise SeqNumMismatch(f"entry {entry.hash.hex()} is already stored")
         if stored is not None:
@@ -140,10 +140,10 @@ async def check_seq_num(store: Store, entry: Entry) -> None:  # P1
     )
 
 
-async def check_links(store: Store, entry: Entry) -> None:  # P2
+def check_links(store: Store, entry: Entry) -> None:  # P2
     key = entry.public_key.hex()
     if entry.backlink is not None:
-        back = await store.entry_at(key, entry.log_id, entry.seq_num - 1)
+        back = store.entry_at(key, entry.log_id, entry.seq_num - 1)
         if back is None or back.hash != entry.backlink.hex():
             raise LinkMismatch(
                 f"backlink {entry.backlink.hex()} of seq num {entry.seq_num} is not the stored entry "
@@ -151,7 +151,7 @@ async def check_links(store: Store, entry: Entry) -> None:  # P2
             )
     if entry.skiplink is not None:
         target = lipmaa(entry.seq_num)
-        skip = await store.entry_at(key, entry.log_id, target)
+        skip = store.entry_at(key, entry.log_id, target)
         if skip is None or skip.hash != entry.skiplink.hex():
             raise LinkMismatch(
                 f"skiplink {entry.skiplink.hex()} of seq num {entry.seq_num} is not the stored entry "
@@ -159,13 +159,13 @@ async def check_links(store: Store, entry: Entry) -> None:  # P2
             )
 
 
-async def resolve_document(store: Store, entry: Entry, operation: Operation) -> str:  # P5, P6
+def resolve_document(store: Store, entry: Entry, operation: Operation) -> str:  # P5, P6
     if operation.action is OperationAction.CREATE:
         return entry.hash.hex()
     assert operation.previous is not None
     documents: set[str] = set()
     for op_id in operation.previous:
-        stored = await store.operation(op_id.hex())
+        stored = store.operation(op_id.hex())
         if stored is None:
             raise PreviousNotFound(f"previous operation {op_id.hex()} is not stored")
         if stored.schema_id != str(operation.schema_id):
@@ -178,21 +178,21 @@ async def resolve_document(store: Store, entry: Entry, operation: Operation) -> 
             f"previous operations belong to {len(documents)} documents: {sorted(documents)}"
         )
     document_id = documents.pop()
-    doc = await store.document(document_id)
+    doc = store.document(document_id)
     if doc is not None and doc.is_deleted:
         raise DocumentDeleted(f"document {document_id} is deleted and accepts no further operations")
     return document_id
 
 
-async def check_log_id(store: Store, entry: Entry, operation: Operation, document_id: str) -> bool:  # P7
+def check_log_id(store: Store, entry: Entry, operation: Operation, document_id: str) -> bool:  # P7
     """Returns True when the entry opens a new log."""
     key = entry.public_key.hex()
-    log_document = await store.log_document(key, entry.log_id)
+    log_document = store.log_document(key, entry.log_id)
     if operation.action is OperationAction.CREATE:
         if log_document is not None or entry.seq_num != 1:
             raise LogIdMismatch(f"a create opens a new log, but log {entry.log_id} of {key} is in use")
         return True
-    own_log = await store.log_for_document(key, document_id)
+    own_log = store.log_for_document(key, document_id)
     if own_log is not None:
         if own_log != entry.log_id:
             raise LogIdMismatch(f"{key} writes document {document_id} in log {own_log}, not log {entry.log_id}")
@@ -202,29 +202,29 @@ async def check_log_id(store: Store, entry: Entry, operation: Operation, documen
     return True
 
 
-async def publish(store: Store, registry: SchemaRegistry, entry_bytes: bytes, operation_bytes: bytes) -> Published:
+def publish(store: Store, registry: SchemaRegistry, entry_bytes: bytes, operation_bytes: bytes) -> Published:
     entry = decode_entry(entry_bytes)  # P0
     if entry.log_id > MAX_STORABLE or entry.seq_num > MAX_STORABLE:
         raise OutOfRange(f"log id {entry.log_id} or seq num {entry.seq_num} exceeds {MAX_STORABLE}")
-    await check_seq_num(store, entry)
-    await check_links(store, entry)
+    check_seq_num(store, entry)
+    check_links(store, entry)
     verify_payload(entry, operation_bytes)  # P3
     operation = decode_operation(operation_bytes)  # P4
     schema = registry.get(str(operation.schema_id))
     if schema is None:
         raise SchemaNotFound(f"schema not found: {operation.schema_id}")
     typed = validate_operation(operation, schema)
-    document_id = await resolve_document(store, entry, operation)
-    new_log = await check_log_id(store, entry, operation, document_id)
+    document_id = resolve_document(store, entry, operation)
+    new_log = check_log_id(store, entry, operation, document_id)
 
     key = entry.public_key.hex()
-    await store.insert_entry(entry.hash.hex(), key, entry.log_id, entry.seq_num, entry.raw, operation_bytes)
+    store.insert_entry(entry.hash.hex(), key, entry.log_id, entry.seq_num, entry.raw, operation_bytes)
     if new_log:
-        await store.insert_log(key, entry.log_id, document_id, str(operation.schema_id))
+        store.insert_log(key, entry.log_id, document_id, str(operation.schema_id))
     fields = [
         (name, str(schema.fields[name]), encode_canonical(to_cbor(value))) for name, value in (typed or {}).items()
     ]
-    await store.insert_operation(
+    store.insert_operation(
         entry.hash.hex(),
         document_id,
         key,
@@ -233,6 +233,5 @@ async def publish(store: Store, registry: SchemaRegistry, entry_bytes: bytes, op
         None if operation.previous is None else str(operation.previous),
         fields,
     )
-    await store.add_task(document_id)
-    following = await _args_after(store, key, entry.log_id, entry.seq_num, entry.hash)
+    following = _args_after(store, key, entry.log_id, entry.seq_num, entry.hash)
     return Published(entry, operation, DocumentId.from_hex(document_id), following)

@@ -1,13 +1,16 @@
 """The node's storage contract, written once: reads return None for absent things and raise only on
-I/O failure; writes happen inside the caller's transaction (an `AsyncConnection` from `engine.begin()`).
+I/O failure; writes happen inside the caller's transaction (a `Connection` handed out by `Database`).
+
+Statements are built once, with bound parameters: SQLAlchemy then compiles each once and reuses it,
+where building a statement per call cost more than running it (measured: ~0.15 ms of 0.2 ms).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import ColumnElement, delete, func, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
 
 from p2panda.node import tables as t
 
@@ -41,125 +44,129 @@ class StoredDocument:
     is_edited: bool
 
 
+_e, _l, _o, _d, _v = t.entries.c, t.logs.c, t.operations.c, t.documents.c, t.document_views.c
+_ENTRY_COLUMNS = (_e.hash, _e.seq_num, _e.raw, _e.payload)
+_LATEST_ENTRY = (
+    select(*_ENTRY_COLUMNS)
+    .where(_e.public_key == bindparam("pk"), _e.log_id == bindparam("log"))
+    .order_by(_e.seq_num.desc())
+    .limit(1)
+)
+_ENTRY_AT = select(*_ENTRY_COLUMNS).where(
+    _e.public_key == bindparam("pk"), _e.log_id == bindparam("log"), _e.seq_num == bindparam("seq")
+)
+_LOG_DOCUMENT = select(_l.document_id).where(_l.public_key == bindparam("pk"), _l.log_id == bindparam("log"))
+_LOG_FOR_DOCUMENT = select(_l.log_id).where(_l.public_key == bindparam("pk"), _l.document_id == bindparam("doc"))
+_MAX_LOG_ID = select(func.max(_l.log_id)).where(_l.public_key == bindparam("pk"))
+_OPERATIONS = select(_o.id, _o.document_id, _o.public_key, _o.schema_id, _e.payload).join(t.entries, _e.hash == _o.id)
+_OPERATION = _OPERATIONS.where(_o.id == bindparam("id"))
+_OPERATIONS_OF_DOCUMENT = _OPERATIONS.where(_o.document_id == bindparam("doc"))
+_DOCUMENT = select(t.documents).where(_d.id == bindparam("id"))
+_DOCUMENTS_OF_SCHEMA = select(t.documents).where(_d.schema_id == bindparam("schema"))
+_CURRENT_VIEWS = (
+    select(t.documents, _v.fields)
+    .join(t.document_views, _v.view_id == _d.view_id)
+    .where(_d.schema_id == bindparam("schema"))
+)
+_VIEW = select(_v.document_id, _v.schema_id, _v.is_deleted, _v.fields).where(_v.view_id == bindparam("view"))
+_UPDATE_DOCUMENT = update(t.documents).where(_d.id == bindparam("doc_id"))
+_FORK_PROOF_EXISTS = select(t.fork_proofs.c.id).where(
+    t.fork_proofs.c.public_key == bindparam("public_key"),
+    t.fork_proofs.c.log_id == bindparam("log_id"),
+    t.fork_proofs.c.seq_num == bindparam("seq_num"),
+    t.fork_proofs.c.rejected_raw == bindparam("rejected_raw"),
+)
+_FORK_PROOFS = select(
+    t.fork_proofs.c.public_key,
+    t.fork_proofs.c.log_id,
+    t.fork_proofs.c.seq_num,
+    t.fork_proofs.c.kept_hash,
+    t.fork_proofs.c.rejected_raw,
+).order_by(t.fork_proofs.c.id)
+_TASK = select(t.materialiser_tasks.c.document_id).where(t.materialiser_tasks.c.document_id == bindparam("doc"))
+
+
+def _document(row: Any) -> StoredDocument:
+    return StoredDocument(row.id, row.schema_id, row.owner, row.view_id, row.is_deleted, row.is_edited)
+
+
 class Store:
     """Queries and writes on one connection (and so within its transaction)."""
 
     __slots__ = ("conn",)
 
-    def __init__(self, conn: AsyncConnection) -> None:
+    def __init__(self, conn: Connection) -> None:
         self.conn = conn
 
     # --- entries and logs -------------------------------------------------------------------------
 
-    async def latest_entry(self, public_key: str, log_id: int) -> StoredEntry | None:
-        return await self._entry(t.entries.c.public_key == public_key, t.entries.c.log_id == log_id, latest=True)
-
-    async def entry_at(self, public_key: str, log_id: int, seq_num: int) -> StoredEntry | None:
-        return await self._entry(
-            t.entries.c.public_key == public_key, t.entries.c.log_id == log_id, t.entries.c.seq_num == seq_num
-        )
-
-    async def _entry(self, *conditions: ColumnElement[bool], latest: bool = False) -> StoredEntry | None:
-        query = select(t.entries.c.hash, t.entries.c.seq_num, t.entries.c.raw, t.entries.c.payload).where(*conditions)
-        if latest:
-            query = query.order_by(t.entries.c.seq_num.desc()).limit(1)
-        row = (await self.conn.execute(query)).first()
+    def latest_entry(self, public_key: str, log_id: int) -> StoredEntry | None:
+        row = self.conn.execute(_LATEST_ENTRY, {"pk": public_key, "log": log_id}).first()
         return None if row is None else StoredEntry(row.hash, row.seq_num, row.raw, row.payload)
 
-    async def log_document(self, public_key: str, log_id: int) -> str | None:
-        row = (
-            await self.conn.execute(
-                select(t.logs.c.document_id).where(t.logs.c.public_key == public_key, t.logs.c.log_id == log_id)
-            )
-        ).first()
-        return None if row is None else str(row.document_id)
+    def entry_at(self, public_key: str, log_id: int, seq_num: int) -> StoredEntry | None:
+        row = self.conn.execute(_ENTRY_AT, {"pk": public_key, "log": log_id, "seq": seq_num}).first()
+        return None if row is None else StoredEntry(row.hash, row.seq_num, row.raw, row.payload)
 
-    async def log_for_document(self, public_key: str, document_id: str) -> int | None:
-        row = (
-            await self.conn.execute(
-                select(t.logs.c.log_id).where(t.logs.c.public_key == public_key, t.logs.c.document_id == document_id)
-            )
-        ).first()
-        return None if row is None else int(row.log_id)
+    def log_document(self, public_key: str, log_id: int) -> str | None:
+        value = self.conn.execute(_LOG_DOCUMENT, {"pk": public_key, "log": log_id}).scalar()
+        return None if value is None else str(value)
 
-    async def max_log_id(self, public_key: str) -> int | None:
-        value = await self.conn.scalar(select(func.max(t.logs.c.log_id)).where(t.logs.c.public_key == public_key))
+    def log_for_document(self, public_key: str, document_id: str) -> int | None:
+        value = self.conn.execute(_LOG_FOR_DOCUMENT, {"pk": public_key, "doc": document_id}).scalar()
         return None if value is None else int(value)
 
-    async def insert_entry(
+    def max_log_id(self, public_key: str) -> int | None:
+        value = self.conn.execute(_MAX_LOG_ID, {"pk": public_key}).scalar()
+        return None if value is None else int(value)
+
+    def insert_entry(
         self, entry_hash: str, public_key: str, log_id: int, seq_num: int, raw: bytes, payload: bytes
     ) -> None:
-        await self.conn.execute(
-            insert(t.entries).values(
-                hash=entry_hash, public_key=public_key, log_id=log_id, seq_num=seq_num, raw=raw, payload=payload
-            )
+        self.conn.execute(
+            insert(t.entries),
+            {
+                "hash": entry_hash,
+                "public_key": public_key,
+                "log_id": log_id,
+                "seq_num": seq_num,
+                "raw": raw,
+                "payload": payload,
+            },
         )
 
-    async def insert_log(self, public_key: str, log_id: int, document_id: str, schema_id: str) -> None:
-        await self.conn.execute(
-            insert(t.logs).values(public_key=public_key, log_id=log_id, document_id=document_id, schema_id=schema_id)
+    def insert_log(self, public_key: str, log_id: int, document_id: str, schema_id: str) -> None:
+        self.conn.execute(
+            insert(t.logs),
+            {"public_key": public_key, "log_id": log_id, "document_id": document_id, "schema_id": schema_id},
         )
 
-    async def insert_fork_proof(
+    def insert_fork_proof(
         self, public_key: str, log_id: int, seq_num: int, kept_hash: str, rejected_raw: bytes
     ) -> None:
-        exists = (
-            await self.conn.execute(
-                select(t.fork_proofs.c.id).where(
-                    t.fork_proofs.c.public_key == public_key,
-                    t.fork_proofs.c.log_id == log_id,
-                    t.fork_proofs.c.seq_num == seq_num,
-                    t.fork_proofs.c.rejected_raw == rejected_raw,
-                )
-            )
-        ).first()
-        if exists is None:
-            await self.conn.execute(
-                insert(t.fork_proofs).values(
-                    public_key=public_key,
-                    log_id=log_id,
-                    seq_num=seq_num,
-                    kept_hash=kept_hash,
-                    rejected_raw=rejected_raw,
-                )
-            )
+        proof = {"public_key": public_key, "log_id": log_id, "seq_num": seq_num, "rejected_raw": rejected_raw}
+        if self.conn.execute(_FORK_PROOF_EXISTS, proof).first() is None:
+            self.conn.execute(insert(t.fork_proofs), {**proof, "kept_hash": kept_hash})
 
-    async def fork_proofs(self) -> list[tuple[str, int, int, str, bytes]]:
-        rows = await self.conn.execute(
-            select(
-                t.fork_proofs.c.public_key,
-                t.fork_proofs.c.log_id,
-                t.fork_proofs.c.seq_num,
-                t.fork_proofs.c.kept_hash,
-                t.fork_proofs.c.rejected_raw,
-            ).order_by(t.fork_proofs.c.id)
-        )
+    def fork_proofs(self) -> list[tuple[str, int, int, str, bytes]]:
+        rows = self.conn.execute(_FORK_PROOFS)
         return [(r.public_key, int(r.log_id), int(r.seq_num), r.kept_hash, r.rejected_raw) for r in rows]
 
     # --- operations -------------------------------------------------------------------------------
 
-    async def operation(self, operation_id: str) -> StoredOperation | None:
-        rows = await self._operations(t.operations.c.id == operation_id)
-        return rows[0] if rows else None
-
-    async def operations_of_document(self, document_id: str) -> list[StoredOperation]:
-        return await self._operations(t.operations.c.document_id == document_id)
-
-    async def _operations(self, condition: ColumnElement[bool]) -> list[StoredOperation]:
-        rows = await self.conn.execute(
-            select(
-                t.operations.c.id,
-                t.operations.c.document_id,
-                t.operations.c.public_key,
-                t.operations.c.schema_id,
-                t.entries.c.payload,
-            )
-            .join(t.entries, t.entries.c.hash == t.operations.c.id)
-            .where(condition)
+    def operation(self, operation_id: str) -> StoredOperation | None:
+        row = self.conn.execute(_OPERATION, {"id": operation_id}).first()
+        return (
+            None
+            if row is None
+            else StoredOperation(row.id, row.document_id, row.public_key, row.schema_id, row.payload)
         )
+
+    def operations_of_document(self, document_id: str) -> list[StoredOperation]:
+        rows = self.conn.execute(_OPERATIONS_OF_DOCUMENT, {"doc": document_id})
         return [StoredOperation(r.id, r.document_id, r.public_key, r.schema_id, r.payload) for r in rows]
 
-    async def insert_operation(
+    def insert_operation(
         self,
         operation_id: str,
         document_id: str,
@@ -169,62 +176,45 @@ class Store:
         previous: str | None,
         fields: list[tuple[str, str, bytes]],
     ) -> None:
-        await self.conn.execute(
-            insert(t.operations).values(
-                id=operation_id,
-                document_id=document_id,
-                public_key=public_key,
-                action=action,
-                schema_id=schema_id,
-                previous=previous,
-            )
+        self.conn.execute(
+            insert(t.operations),
+            {
+                "id": operation_id,
+                "document_id": document_id,
+                "public_key": public_key,
+                "action": action,
+                "schema_id": schema_id,
+                "previous": previous,
+            },
         )
         if fields:
-            await self.conn.execute(
+            self.conn.execute(
                 insert(t.operation_fields),
                 [{"operation_id": operation_id, "name": n, "field_type": ft, "value": v} for n, ft, v in fields],
             )
 
     # --- documents and views ----------------------------------------------------------------------
 
-    async def document(self, document_id: str) -> StoredDocument | None:
-        row = (await self.conn.execute(select(t.documents).where(t.documents.c.id == document_id))).first()
-        return (
-            None
-            if row is None
-            else StoredDocument(row.id, row.schema_id, row.owner, row.view_id, row.is_deleted, row.is_edited)
-        )
+    def document(self, document_id: str) -> StoredDocument | None:
+        row = self.conn.execute(_DOCUMENT, {"id": document_id}).first()
+        return None if row is None else _document(row)
 
-    async def documents_of_schema(self, schema_id: str) -> list[StoredDocument]:
-        rows = await self.conn.execute(select(t.documents).where(t.documents.c.schema_id == schema_id))
-        return [StoredDocument(r.id, r.schema_id, r.owner, r.view_id, r.is_deleted, r.is_edited) for r in rows]
+    def documents_of_schema(self, schema_id: str) -> list[StoredDocument]:
+        return [_document(r) for r in self.conn.execute(_DOCUMENTS_OF_SCHEMA, {"schema": schema_id})]
 
-    async def current_views(self, schema_id: str) -> list[tuple[StoredDocument, bytes | None]]:
+    def current_views(self, schema_id: str) -> list[tuple[StoredDocument, bytes | None]]:
         """Every document of a schema with the stored fields (canonical CBOR) of its current view."""
-        rows = await self.conn.execute(
-            select(t.documents, t.document_views.c.fields)
-            .join(t.document_views, t.document_views.c.view_id == t.documents.c.view_id)
-            .where(t.documents.c.schema_id == schema_id)
-        )
-        return [
-            (StoredDocument(r.id, r.schema_id, r.owner, r.view_id, r.is_deleted, r.is_edited), r.fields) for r in rows
-        ]
+        return [(_document(r), r.fields) for r in self.conn.execute(_CURRENT_VIEWS, {"schema": schema_id})]
 
-    async def view(self, view_id: str) -> tuple[str, str, bool, bytes | None] | None:
+    def view(self, view_id: str) -> tuple[str, str, bool, bytes | None] | None:
         """(document id, schema id, deleted, canonical CBOR fields) of a stored view."""
-        row = (
-            await self.conn.execute(
-                select(
-                    t.document_views.c.document_id,
-                    t.document_views.c.schema_id,
-                    t.document_views.c.is_deleted,
-                    t.document_views.c.fields,
-                ).where(t.document_views.c.view_id == view_id)
-            )
-        ).first()
+        row = self.conn.execute(_VIEW, {"view": view_id}).first()
         return None if row is None else (row.document_id, row.schema_id, row.is_deleted, row.fields)
 
-    async def save_document(self, doc: StoredDocument, fields: bytes | None) -> None:
+    def save_document(
+        self, doc: StoredDocument, fields: bytes | None, *, new_document: bool = False, new_view: bool = False
+    ) -> None:
+        """Store a document's current view; the flags skip lookups when the caller knows."""
         values = {
             "schema_id": doc.schema_id,
             "owner": doc.owner,
@@ -232,34 +222,31 @@ class Store:
             "is_deleted": doc.is_deleted,
             "is_edited": doc.is_edited,
         }
-        result = await self.conn.execute(update(t.documents).where(t.documents.c.id == doc.id).values(**values))
-        if result.rowcount == 0:
-            await self.conn.execute(insert(t.documents).values(id=doc.id, **values))
-        if await self.view(doc.view_id) is None:
-            await self.conn.execute(
-                insert(t.document_views).values(
-                    view_id=doc.view_id,
-                    document_id=doc.id,
-                    schema_id=doc.schema_id,
-                    is_deleted=doc.is_deleted,
-                    fields=fields,
-                )
+        if new_document or self.conn.execute(_UPDATE_DOCUMENT, {"doc_id": doc.id, **values}).rowcount == 0:
+            self.conn.execute(insert(t.documents), {"id": doc.id, **values})
+        if new_view or self.view(doc.view_id) is None:
+            self.conn.execute(
+                insert(t.document_views),
+                {
+                    "view_id": doc.view_id,
+                    "document_id": doc.id,
+                    "schema_id": doc.schema_id,
+                    "is_deleted": doc.is_deleted,
+                    "fields": fields,
+                },
             )
 
     # --- materialiser tasks -----------------------------------------------------------------------
 
-    async def add_task(self, document_id: str) -> None:
-        exists = (
-            await self.conn.execute(
-                select(t.materialiser_tasks.c.document_id).where(t.materialiser_tasks.c.document_id == document_id)
-            )
-        ).first()
-        if exists is None:
-            await self.conn.execute(insert(t.materialiser_tasks).values(document_id=document_id))
+    def add_task(self, document_id: str) -> None:
+        if self.conn.execute(_TASK, {"doc": document_id}).first() is None:
+            self.conn.execute(insert(t.materialiser_tasks), {"document_id": document_id})
 
-    async def tasks(self) -> list[str]:
-        rows = await self.conn.execute(select(t.materialiser_tasks.c.document_id))
-        return [str(r.document_id) for r in rows]
+    def tasks(self) -> list[str]:
+        return [str(r.document_id) for r in self.conn.execute(select(t.materialiser_tasks.c.document_id))]
 
-    async def finish_task(self, document_id: str) -> None:
-        await self.conn.execute(delete(t.materialiser_tasks).where(t.materialiser_tasks.c.document_id == document_id))
+    def finish_task(self, document_id: str) -> None:
+        self.conn.execute(
+            delete(t.materialiser_tasks).where(t.materialiser_tasks.c.document_id == bindparam("doc")),
+            {"doc": document_id},
+        )

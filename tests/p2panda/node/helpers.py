@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 
 from p2panda import Hash, KeyPair
 from p2panda.entry import lipmaa
@@ -40,13 +40,15 @@ async def publish_operation(node: Node, kp: KeyPair, operation: Operation, view_
 
 
 async def fingerprint(node: Node) -> str:
-    digest = hashlib.sha256()
-    async with node.engine.connect() as conn:
+    def read(conn: Connection) -> str:
+        digest = hashlib.sha256()
         for table in metadata.sorted_tables:
-            rows = (await conn.execute(select(table))).all()
+            rows = conn.execute(select(table)).all()
             for row in sorted(repr(tuple(r)) for r in rows):
                 digest.update(f"{table.name}:{row}\n".encode())
-    return digest.hexdigest()
+        return digest.hexdigest()
+
+    return await node.db.read(read)
 
 
 def skiplink_for(seq: int, hashes: dict[int, Hash]) -> Hash | None:

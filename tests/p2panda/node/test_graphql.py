@@ -21,8 +21,7 @@ PUBLISH = "mutation P($e: String!, $o: String!) { publish(entry: $e, operation: 
 
 async def test_bad_input_table_through_graphql(node: Node, seeded: dict[str, Any]) -> None:  # noqa: F811
     api = GraphQLApi(node)
-    async with node.engine.connect() as conn:
-        stored = await Store(conn).entry_at(KP.public_key.hex(), 2, 2)
+    stored = await node.db.read(lambda conn: Store(conn).entry_at(KP.public_key.hex(), 2, 2))
     assert stored is not None
     seeded["stored_raw"], seeded["stored_payload"] = stored.raw, stored.payload
     cases = [(name, entry.hex(), op.hex()) for name, entry, op, _ in bad_inputs(seeded)]

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import Connection
 
 from p2panda import Hash, KeyPair, P2PandaError, PublicKey
 from p2panda.entry import EntryError, EntryTooLarge, IdenticalLinks, InvalidSignature, PayloadMismatch
@@ -101,16 +102,20 @@ async def test_interrupted_materialisation_is_finished_at_start(
     async with Node(NodeConfig(tmp_path, database_url)) as node:
         for step in steps[:3]:
             await node.publish(bytes.fromhex(step["entry"]), bytes.fromhex(step["operation"]))
+
         # The last entry is stored but the process "dies" before materialising it.
-        async with node.engine.begin() as conn:
-            await run_pipeline(
+        # A deferred ingest stores the operation and leaves a materialiser task, then the process "dies".
+        def store_only(conn: Connection) -> None:
+            published = run_pipeline(
                 Store(conn), node.registry, bytes.fromhex(steps[3]["entry"]), bytes.fromhex(steps[3]["operation"])
             )
+            Store(conn).add_task(published.document_id.hex())
+
+        await node.db.write(store_only)
         stale = await node.document(DocumentId.from_hex(steps[2]["entry_hash"]))
         assert stale is not None
     async with Node(NodeConfig(tmp_path, database_url)) as node:
-        async with node.engine.connect() as conn:
-            assert await Store(conn).tasks() == []
+        assert await node.db.read(lambda conn: Store(conn).tasks()) == []
         docs = await node.documents(str(MESSAGE))
         assert str(docs[0].view_id) == steps[3]["entry_hash"]
 
@@ -139,13 +144,12 @@ async def seeded(node: Node, vectors: dict[str, Any]) -> dict[str, Any]:
     for text in ("3.2", "3.3"):
         view = DocumentViewId([third[-1]])
         third.append(await publish_operation(node, THIRD, Operation.update(MESSAGE, view, {"message": text}), view))
-    async with node.engine.connect() as conn:
+
+    def read(conn: Connection) -> dict[int, Hash]:
         store = Store(conn)
-        hashes = {
-            seq: Hash.from_hex(e.hash)
-            for seq in range(1, 5)
-            if (e := await store.entry_at(KP.public_key.hex(), 2, seq))
-        }
+        return {seq: Hash.from_hex(e.hash) for seq in range(1, 5) if (e := store.entry_at(KP.public_key.hex(), 2, seq))}
+
+    hashes = await node.db.read(read)
     return {"doc": doc, "tip": tip, "log2": hashes, "deleted": gone, "deleted_doc": doomed, "third": third}
 
 
@@ -220,8 +224,7 @@ def _signed_raw(kp: KeyPair, log_id: int, payload: bytes) -> tuple[bytes, bytes]
 
 
 async def test_bad_input_is_refused_and_changes_nothing(node: Node, seeded: dict[str, Any]) -> None:
-    async with node.engine.connect() as conn:
-        stored = await Store(conn).entry_at(KP.public_key.hex(), 2, 2)
+    stored = await node.db.read(lambda conn: Store(conn).entry_at(KP.public_key.hex(), 2, 2))
     assert stored is not None
     seeded["stored_raw"], seeded["stored_payload"] = stored.raw, stored.payload
     cases = bad_inputs(seeded)
@@ -243,16 +246,14 @@ async def test_fork_keeps_the_first_entry_and_records_proof(node: Node, seeded: 
         await node.publish(forked, other)
     proofs = await node.fork_proofs()
     assert len(proofs) == 1 and proofs[0][:4] == (KP.public_key.hex(), 2, 3, log2[3].hex()) and proofs[0][4] == forked
-    async with node.engine.connect() as conn:
-        kept = await Store(conn).entry_at(KP.public_key.hex(), 2, 3)
+    kept = await node.db.read(lambda conn: Store(conn).entry_at(KP.public_key.hex(), 2, 3))
     assert kept is not None and kept.hash == log2[3].hex()
     # Only the proof was added: removing it gives the old fingerprint back.
     from sqlalchemy import delete
 
     from p2panda.node.tables import fork_proofs
 
-    async with node.engine.begin() as conn:
-        await conn.execute(delete(fork_proofs))
+    await node.db.write(lambda conn: conn.execute(delete(fork_proofs)))
     assert await fingerprint(node) == before
 
 
