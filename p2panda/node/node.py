@@ -23,7 +23,7 @@ from p2panda.node.database import Database, default_database_url
 from p2panda.node.errors import ForkDetected, NodeError
 from p2panda.node.materialiser import Accepted, SchemaRegistry, load_document, materialise, view_document
 from p2panda.node.publish import NextArgs, Published, document_of_view, next_args, publish
-from p2panda.node.store import Store
+from p2panda.node.store import Store, StoredDocument
 from p2panda.schema import Schema
 
 __all__ = ["Node", "NodeConfig"]
@@ -50,6 +50,9 @@ class Node:
         self.changes = Changes()
         self._db: Database | None = None
         self._write_lock = asyncio.Lock()
+        # Current views of every document of a queried schema, kept up to date by `publish`: collection
+        # queries filter, sort and page these in memory (see `documents`).
+        self._views: dict[str, dict[str, Document]] = {}
 
     @property
     def db(self) -> Database:
@@ -110,28 +113,33 @@ class Node:
         materialised, and a failed one leaves nothing.
         """
 
-        def transaction(conn: Connection) -> tuple[Published, Schema | None, str]:
+        def transaction(conn: Connection) -> tuple[Published, Schema | None, StoredDocument, bytes | None]:
             store = Store(conn)
             published = publish(store, self.registry, entry, operation)
             document_id = published.document_id.hex()
             accepted = Accepted(published.entry.hash, published.entry.public_key, published.operation)
             schema = materialise(store, self.registry, document_id, accepted)
             current = store.document(document_id)
-            return published, schema, "" if current is None else current.view_id
+            assert current is not None
+            view = store.view(current.view_id)
+            return published, schema, current, None if view is None else view[3]
 
         async with self._write_lock:
             try:
-                published, schema, view_id = await self.db.write(transaction)
+                published, schema, current, fields = await self.db.write(transaction)
             except ForkDetected as fork:
                 await self._record_fork(fork)
                 raise
             if schema is not None:
                 self._add_schema(schema)
+            index = self._views.get(current.schema_id)
+            if index is not None:
+                index[current.id] = view_document(current, fields, self.registry.get(current.schema_id))
         self.changes.publish(
             DocumentChanged(
                 document_id=published.document_id,
-                schema_id=str(published.operation.schema_id),
-                view_id=DocumentViewId.from_str(view_id),
+                schema_id=current.schema_id,
+                view_id=DocumentViewId.from_str(current.view_id),
                 operation_id=published.entry.hash,
                 public_key=published.entry.public_key,
                 is_deleted=published.operation.action.name == "DELETE",
@@ -171,17 +179,24 @@ class Node:
         """Current views of every document of a schema, read from the materialised views.
 
         These carry no history: `field_writers` and `operations` are empty (use `document()` for them).
+        The first call for a schema loads them into memory; `publish` keeps them current from then on.
         """
-        schema = self.registry.get(schema_id)
+        index = self._views.get(schema_id)
+        if index is None:
+            schema = self.registry.get(schema_id)
 
-        def read(conn: Connection) -> list[Document]:
-            return [
-                view_document(stored, fields, schema)
-                for stored, fields in Store(conn).current_views(schema_id)
-                if include_deleted or not stored.is_deleted
-            ]
+            def read(conn: Connection) -> dict[str, Document]:
+                return {
+                    stored.id: view_document(stored, fields, schema)
+                    for stored, fields in Store(conn).current_views(schema_id)
+                }
 
-        return await self.db.read(read)
+            # Under the write lock, so that no publish lands between the read and the index.
+            async with self._write_lock:
+                index = self._views.get(schema_id)
+                if index is None:
+                    index = self._views[schema_id] = await self.db.read(read)
+        return [doc for doc in index.values() if include_deleted or not doc.is_deleted]
 
     def schema(self, schema_id: str) -> Schema | None:
         return self.registry.get(schema_id)

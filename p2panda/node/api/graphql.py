@@ -7,12 +7,14 @@ Filtering and ordering run over the materialised documents of S.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from inspect import isawaitable
 from typing import Any
 
 from graphql import (
+    DocumentNode,
     GraphQLArgument,
     GraphQLBoolean,
     GraphQLEnumType,
@@ -48,6 +50,8 @@ from p2panda.operation.value import PinnedRelation, PinnedRelationList, Relation
 from p2panda.schema import FieldKind, FieldType, Schema
 
 __all__ = ["GraphQLApi"]
+
+DOCUMENT_CACHE_SIZE = 256
 
 Info = GraphQLResolveInfo[Any]
 
@@ -270,25 +274,42 @@ class GraphQLApi:
         self.node = node
         self._schema: GraphQLSchema | None = None
         self._built_for: frozenset[str] = frozenset()
+        # Clients send the same few query texts over and over; parsing and validating one costs more
+        # than running a publish, so valid documents are kept per schema version.
+        self._documents: OrderedDict[str, DocumentNode] = OrderedDict()
 
     def schema(self) -> GraphQLSchema:
         known = frozenset(str(s.id) for s in self.node.registry.all())
         if self._schema is None or known != self._built_for:
             self._schema = self._build(sorted(self.node.registry.all(), key=lambda s: str(s.id)))
             self._built_for = known
+            self._documents.clear()
         return self._schema
+
+    def _document(self, schema: GraphQLSchema, query: str) -> DocumentNode | list[GraphQLError]:
+        document = self._documents.get(query)
+        if document is not None:
+            self._documents.move_to_end(query)
+            return document
+        try:
+            document = parse(query)
+        except GraphQLError as exc:
+            return [exc]
+        errors = validate(schema, document, _RULES)
+        if errors:
+            return errors
+        self._documents[query] = document
+        if len(self._documents) > DOCUMENT_CACHE_SIZE:
+            self._documents.popitem(last=False)
+        return document
 
     async def execute(
         self, query: str, variables: Mapping[str, Any] | None = None, operation_name: str | None = None
     ) -> dict[str, Any]:
         schema = self.schema()
-        try:
-            document = parse(query)
-        except GraphQLError as exc:
-            return {"data": None, "errors": [exc.formatted]}
-        errors = validate(schema, document, _RULES)
-        if errors:
-            return {"data": None, "errors": [e.formatted for e in errors]}
+        document = self._document(schema, query)
+        if isinstance(document, list):
+            return {"data": None, "errors": [e.formatted for e in document]}
         outcome = execute(schema, document, variable_values=dict(variables or {}), operation_name=operation_name)
         result = await outcome if isawaitable(outcome) else outcome
         out: dict[str, Any] = {"data": result.data}
