@@ -14,6 +14,7 @@ from p2panda.node.errors import (
     PreviousFromOtherDocument,
     PreviousNotFound,
     PublishError,
+    SchemaNotAllowed,
     SchemaNotFound,
     SeqNumMismatch,
 )
@@ -31,6 +32,7 @@ __all__ = [
     "LinkMismatch",
     "ForkDetected",
     "SchemaNotFound",
+    "SchemaNotAllowed",
     "PreviousNotFound",
     "PreviousFromOtherDocument",
     "DocumentDeleted",

@@ -53,6 +53,10 @@ class SchemaNotFound(PublishError):
     """P4: the operation names a schema the node does not know."""
 
 
+class SchemaNotAllowed(PublishError):
+    """P4: the operation's schema is not on this node's allow list."""
+
+
 class PreviousNotFound(PublishError):
     """P5: a previous operation is not stored."""
 

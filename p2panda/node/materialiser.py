@@ -37,23 +37,34 @@ __all__ = ["Accepted", "SchemaRegistry", "load_document", "materialise"]
 log = logging.getLogger(__name__)
 
 SCHEMA_DEFINITION = SchemaId.system_schema(SystemSchema.SCHEMA_DEFINITION_V1)
+_SYSTEM_IDS = frozenset(str(k) for k in SYSTEM_SCHEMAS)
 FIELD_DEFINITION = SchemaId.system_schema(SystemSchema.SCHEMA_FIELD_DEFINITION_V1)
 
 
 class SchemaRegistry:
-    """Known schemas: the system schemas and every view of every schema definition document."""
+    """Known schemas: the system schemas and every view of every schema definition document.
 
-    def __init__(self) -> None:
+    With an allow-list, only the system schemas and the listed application schemas are known: the node
+    refuses operations of any other schema as of an unknown one.
+    """
+
+    def __init__(self, allowed: frozenset[str] | None = None) -> None:
         self._schemas: dict[str, Schema] = {str(k): v for k, v in SYSTEM_SCHEMAS.items()}
+        self.allowed = allowed
 
     def get(self, schema_id: str) -> Schema | None:
         return self._schemas.get(schema_id)
+
+    def is_allowed(self, schema_id: str) -> bool:
+        return self.allowed is None or schema_id in self.allowed or schema_id in _SYSTEM_IDS
 
     def all(self) -> list[Schema]:
         return list(self._schemas.values())
 
     def add(self, schema: Schema) -> bool:
         key = str(schema.id)
+        if not self.is_allowed(key):
+            return False
         new = key not in self._schemas
         self._schemas[key] = schema
         return new

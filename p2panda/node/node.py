@@ -16,8 +16,11 @@ from sqlalchemy import Connection
 
 from p2panda.document import Document
 from p2panda.entry import Entry
+from p2panda.errors import P2PandaError
+from p2panda.hash import Hash
 from p2panda.identity import PublicKey
 from p2panda.ids import DocumentId, DocumentViewId
+from p2panda.node.bundle import BundleError, read_bundle
 from p2panda.node.changes import Changes, DocumentChanged, Subscription
 from p2panda.node.database import Database, default_database_url
 from p2panda.node.errors import ForkDetected, NodeError
@@ -33,8 +36,13 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class NodeConfig:
+    """`allow_schema_ids`: application schemas this node stores and serves (None: any, as aquadoggo's
+    "*"); system schemas are always allowed. `bundles`: files of entries ingested at every start."""
+
     data_dir: Path
     database_url: str | None = None
+    allow_schema_ids: frozenset[str] | None = None
+    bundles: tuple[Path, ...] = ()
 
     @property
     def url(self) -> str:
@@ -46,7 +54,7 @@ class Node:
 
     def __init__(self, config: NodeConfig) -> None:
         self.config = config
-        self.registry = SchemaRegistry()
+        self.registry = SchemaRegistry(config.allow_schema_ids)
         self.changes = Changes()
         self._db: Database | None = None
         self._write_lock = asyncio.Lock()
@@ -68,6 +76,24 @@ class Node:
         self._db = db
         await db.read(lambda conn: self.registry.load(Store(conn)))
         await self._finish_tasks()
+        for path in self.config.bundles:
+            await self.ingest_bundle(read_bundle(path), str(path))
+
+    async def ingest_bundle(self, pairs: list[tuple[bytes, bytes]], name: str = "bundle") -> int:
+        """Publish a bundle's entries, skipping those already stored; returns how many were new."""
+        new = 0
+        for index, (entry, operation) in enumerate(pairs):
+            entry_hash = Hash.of(entry).hex()
+            if await self.db.read(lambda conn, known=entry_hash: Store(conn).has_entry(known)):
+                continue
+            try:
+                await self.publish(entry, operation)
+            except P2PandaError as exc:
+                raise BundleError(f"{name} item {index} ({entry_hash}) is refused: {exc}") from exc
+            new += 1
+        if new:
+            log.info("ingested %d new entries from %s", new, name)
+        return new
 
     async def stop(self) -> None:
         if self._db is not None:

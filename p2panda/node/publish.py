@@ -35,6 +35,7 @@ from p2panda.node.errors import (
     OutOfRange,
     PreviousFromOtherDocument,
     PreviousNotFound,
+    SchemaNotAllowed,
     SchemaNotFound,
     SeqNumMismatch,
 )
@@ -210,6 +211,8 @@ def publish(store: Store, registry: SchemaRegistry, entry_bytes: bytes, operatio
     check_links(store, entry)
     verify_payload(entry, operation_bytes)  # P3
     operation = decode_operation(operation_bytes)  # P4
+    if not registry.is_allowed(str(operation.schema_id)):
+        raise SchemaNotAllowed(f"schema {operation.schema_id} is not on this node's allow list")
     schema = registry.get(str(operation.schema_id))
     if schema is None:
         raise SchemaNotFound(f"schema not found: {operation.schema_id}")

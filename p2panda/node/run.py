@@ -1,7 +1,8 @@
 """`panda node`: a standalone node with its HTTP API until SIGINT/SIGTERM.
 
 Configuration comes from `--config node.toml` (keys: `database_url`, `http_port`, `http_host`,
-`data_dir`), overridden by command-line flags. Logs go to stderr.
+`data_dir`, `allow_schema_ids` ("*" or a list of schema ids, as in aquadoggo), `bundles` (paths of
+bundle files, relative to the config file)), overridden by command-line flags. Logs go to stderr.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ class NodeSettings:
     database_url: str | None = None
     http_host: str = "127.0.0.1"
     http_port: int = DEFAULT_HTTP_PORT
+    allow_schema_ids: frozenset[str] | None = None
+    bundles: tuple[Path, ...] = ()
 
 
 def load_settings(
@@ -41,10 +44,19 @@ def load_settings(
             values = tomllib.loads(config_file.read_text())
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise NodeError(f"cannot read config {config_file}: {exc}") from exc
-    unknown = set(values) - {"database_url", "http_port", "http_host", "data_dir"}
+    unknown = set(values) - {"database_url", "http_port", "http_host", "data_dir", "allow_schema_ids", "bundles"}
     if unknown:
         raise NodeError(f"unknown keys in {config_file}: {sorted(unknown)}")
+    allow = values.get("allow_schema_ids", "*")
+    if allow != "*" and not (isinstance(allow, list) and all(isinstance(a, str) for a in allow)):
+        raise NodeError(f'allow_schema_ids in {config_file} must be "*" or a list of schema ids, not {allow!r}')
+    bundles = values.get("bundles", [])
+    if not (isinstance(bundles, list) and all(isinstance(b, str) for b in bundles)):
+        raise NodeError(f"bundles in {config_file} must be a list of paths, not {bundles!r}")
+    base = config_file.parent if config_file is not None else Path.cwd()
     return NodeSettings(
+        allow_schema_ids=None if allow == "*" else frozenset(allow),
+        bundles=tuple(base / b for b in bundles),
         data_dir=Path(values.get("data_dir", data_dir)),
         database_url=database_url or values.get("database_url"),
         http_host=str(values.get("http_host", "127.0.0.1")),
@@ -57,7 +69,7 @@ async def run_node(settings: NodeSettings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    node = Node(NodeConfig(settings.data_dir, settings.database_url))
+    node = Node(NodeConfig(settings.data_dir, settings.database_url, settings.allow_schema_ids, settings.bundles))
     await node.start()
     server = HttpServer(GraphQLApi(node), settings.http_host, settings.http_port)
     try:

@@ -55,6 +55,7 @@ _LATEST_ENTRY = (
 _ENTRY_AT = select(*_ENTRY_COLUMNS).where(
     _e.public_key == bindparam("pk"), _e.log_id == bindparam("log"), _e.seq_num == bindparam("seq")
 )
+_HAS_ENTRY = select(_e.hash).where(_e.hash == bindparam("hash"))
 _LOG_DOCUMENT = select(_l.document_id).where(_l.public_key == bindparam("pk"), _l.log_id == bindparam("log"))
 _LOG_FOR_DOCUMENT = select(_l.log_id).where(_l.public_key == bindparam("pk"), _l.document_id == bindparam("doc"))
 _MAX_LOG_ID = select(func.max(_l.log_id)).where(_l.public_key == bindparam("pk"))
@@ -107,6 +108,9 @@ class Store:
     def entry_at(self, public_key: str, log_id: int, seq_num: int) -> StoredEntry | None:
         row = self.conn.execute(_ENTRY_AT, {"pk": public_key, "log": log_id, "seq": seq_num}).first()
         return None if row is None else StoredEntry(row.hash, row.seq_num, row.raw, row.payload)
+
+    def has_entry(self, entry_hash: str) -> bool:
+        return self.conn.execute(_HAS_ENTRY, {"hash": entry_hash}).first() is not None
 
     def log_document(self, public_key: str, log_id: int) -> str | None:
         value = self.conn.execute(_LOG_DOCUMENT, {"pk": public_key, "log": log_id}).scalar()

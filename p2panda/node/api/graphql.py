@@ -8,13 +8,13 @@ Filtering and ordering run over the materialised documents of S.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Mapping
 from inspect import isawaitable
 from typing import Any
 
 from graphql import (
     DocumentNode,
+    ExecutionResult,
     GraphQLArgument,
     GraphQLBoolean,
     GraphQLEnumType,
@@ -34,6 +34,7 @@ from graphql import (
     execute,
     parse,
     specified_rules,
+    subscribe,
     validate,
 )
 from graphql.validation import VariablesInAllowedPositionRule
@@ -44,8 +45,10 @@ from p2panda.errors import P2PandaError
 from p2panda.identity import PublicKey
 from p2panda.ids import DocumentId, DocumentViewId
 from p2panda.node.api.scalars import SCALARS
+from p2panda.node.changes import DocumentChanged
 from p2panda.node.node import Node
 from p2panda.node.publish import NextArgs
+from p2panda.node.query import Page, QueryError, page_of
 from p2panda.operation.value import PinnedRelation, PinnedRelationList, Relation, RelationList
 from p2panda.schema import FieldKind, FieldType, Schema
 
@@ -122,6 +125,19 @@ NEXT_ARGUMENTS = GraphQLObjectType(
 )
 
 
+DOCUMENT_CHANGE = GraphQLObjectType(
+    "DocumentChange",
+    {
+        "documentId": GraphQLField(GraphQLNonNull(SCALARS["DocumentId"]), resolve=lambda c, _: c.document_id.hex()),
+        "viewId": GraphQLField(GraphQLNonNull(SCALARS["DocumentViewId"]), resolve=lambda c, _: str(c.view_id)),
+        "schemaId": GraphQLField(GraphQLNonNull(GraphQLString), resolve=lambda c, _: c.schema_id),
+        "operationId": GraphQLField(GraphQLNonNull(GraphQLString), resolve=lambda c, _: c.operation_id.hex()),
+        "publicKey": GraphQLField(GraphQLNonNull(SCALARS["PublicKey"]), resolve=lambda c, _: c.public_key.hex()),
+        "deleted": GraphQLField(GraphQLNonNull(GraphQLBoolean), resolve=lambda c, _: c.is_deleted),
+    },
+)
+
+
 def _next_args_json(args: NextArgs) -> dict[str, str | None]:
     return {
         "logId": str(args.log_id),
@@ -138,133 +154,19 @@ def _parse(kind: str, value: str, parse: Callable[[str], Any]) -> Any:
         raise GraphQLError(f"invalid {kind} {value!r}: {exc}") from exc
 
 
-@dataclass(frozen=True, slots=True)
-class Page:
-    total: int
-    items: list[Document]
-    has_next: bool
+def _page_of(docs: list[Document], schema: Schema, arguments: Mapping[str, Any]) -> Page:
+    try:
+        return page_of(docs, schema, arguments)
+    except QueryError as exc:
+        raise GraphQLError(str(exc)) from exc
 
 
-def _sort_value(doc: Document, order_by: str) -> tuple[int, Any]:
-    if order_by == "DOCUMENT_ID":
-        return (0, doc.id.hex())
-    if order_by == "DOCUMENT_VIEW_ID":
-        return (0, str(doc.view_id))
-    value = (doc.fields or {}).get(order_by)
-    if value is None:
-        return (1, "")
-    if isinstance(value, Relation):
-        return (0, value.document_id.hex())
-    if isinstance(value, PinnedRelation):
-        return (0, str(value.view_id))
-    if isinstance(value, (RelationList, PinnedRelationList)):
-        return (0, str(value))
-    return (0, value)
-
-
-def _comparable(value: Any) -> Any:
-    if isinstance(value, bytes):
-        return value.hex()
-    if isinstance(value, Relation):
-        return value.document_id.hex()
-    if isinstance(value, PinnedRelation):
-        return str(value.view_id)
-    return value
-
-
-def _list_ids(value: Any) -> set[str]:
-    if isinstance(value, RelationList):
-        return {d.hex() for d in value.document_ids}
-    if isinstance(value, PinnedRelationList):
-        return {str(v) for v in value.view_ids}
-    return set()
-
-
-def _matches(value: Any, conditions: Mapping[str, Any], is_list: bool = False) -> bool:
-    if is_list:
-        ids = _list_ids(value)
-        if "in" in conditions and not ids & set(conditions["in"]):
-            return False
-        return not ("notIn" in conditions and ids & set(conditions["notIn"]))
-    v = _comparable(value)
-    checks: dict[str, Callable[[Any], bool]] = {
-        "eq": lambda c: v == c,
-        "notEq": lambda c: v != c,
-        "in": lambda c: v in c,
-        "notIn": lambda c: v not in c,
-        "gt": lambda c: v > c,
-        "gte": lambda c: v >= c,
-        "lt": lambda c: v < c,
-        "lte": lambda c: v <= c,
-        "contains": lambda c: c in v,
-        "notContains": lambda c: c not in v,
-    }
-    return all(checks[op](c) for op, c in conditions.items() if c is not None)
-
-
-def select_documents(
-    docs: list[Document],
-    schema: Schema,
-    filter_: Mapping[str, Any] | None,
-    meta: Mapping[str, Any] | None,
-    order_by: str,
-    direction: str,
-    first: int,
-    after: str | None,
-) -> Page:
-    if first <= 0:
-        raise GraphQLError(f"first must be positive, got {first}")
-    meta = meta or {}
-    deleted = meta.get("deleted")
-    selected = []
-    for doc in docs:
-        if deleted is None and doc.is_deleted:
-            continue
-        meta_values = {
-            "documentId": doc.id.hex(),
-            "viewId": str(doc.view_id),
-            "owner": doc.owner.hex(),
-            "edited": doc.is_edited,
-            "deleted": doc.is_deleted,
-        }
-        if not all(_matches(meta_values[k], c) for k, c in meta.items() if c):
-            continue
-        fields = doc.fields or {}
-        if filter_ and any(
-            not _matches(
-                fields.get(name),
-                conditions,
-                schema.fields[name].kind in (FieldKind.RELATION_LIST, FieldKind.PINNED_RELATION_LIST),
-            )
-            for name, conditions in filter_.items()
-            if conditions
-        ):
-            continue
-        selected.append(doc)
-    # Ties are broken by document id so that paging is stable.
-    selected.sort(key=lambda d: (_sort_value(d, order_by), d.id.hex()), reverse=direction == "DESC")
-    start = 0
-    if after:
-        ids = [d.id.hex() for d in selected]
-        if after not in ids:
-            raise GraphQLError(f"unknown cursor {after!r}")
-        start = ids.index(after) + 1
-    window = selected[start : start + first]
-    return Page(len(selected), window, start + first < len(selected))
-
-
-def page_of(docs: list[Document], schema: Schema, arguments: Mapping[str, Any]) -> Page:
-    """Apply the collection arguments (filter, meta, orderBy, orderDirection, first, after)."""
-    return select_documents(
-        docs,
-        schema,
-        arguments.get("filter"),
-        arguments.get("meta"),
-        arguments.get("orderBy", "DOCUMENT_ID"),
-        arguments.get("orderDirection", "ASC"),
-        arguments.get("first", 25),
-        arguments.get("after"),
-    )
+async def _formatted(results: AsyncIterator[ExecutionResult]) -> AsyncIterator[dict[str, Any]]:
+    async for result in results:
+        out: dict[str, Any] = {"data": result.data}
+        if result.errors:
+            out["errors"] = [e.formatted for e in result.errors]
+        yield out
 
 
 class GraphQLApi:
@@ -302,6 +204,20 @@ class GraphQLApi:
         if len(self._documents) > DOCUMENT_CACHE_SIZE:
             self._documents.popitem(last=False)
         return document
+
+    async def subscribe(
+        self, query: str, variables: Mapping[str, Any] | None = None, operation_name: str | None = None
+    ) -> AsyncIterator[dict[str, Any]] | dict[str, Any]:
+        """A stream of results for a subscription, or one result with the errors that prevent it."""
+        schema = self.schema()
+        document = self._document(schema, query)
+        if isinstance(document, list):
+            return {"data": None, "errors": [e.formatted for e in document]}
+        started = subscribe(schema, document, variable_values=dict(variables or {}), operation_name=operation_name)
+        outcome = await started if isawaitable(started) else started
+        if isinstance(outcome, ExecutionResult):
+            return {"data": outcome.data, "errors": [e.formatted for e in outcome.errors or []]}
+        return _formatted(outcome)
 
     async def execute(
         self, query: str, variables: Mapping[str, Any] | None = None, operation_name: str | None = None
@@ -414,7 +330,20 @@ class GraphQLApi:
                 )
             },
         )
-        return GraphQLSchema(query=GraphQLObjectType("Query", query_fields), mutation=mutation)
+        subscription = GraphQLObjectType(
+            "SubscriptionRoot",
+            {
+                "documentChanged": GraphQLField(
+                    GraphQLNonNull(DOCUMENT_CHANGE),
+                    args={"schemaIds": GraphQLArgument(_list(GraphQLString))},
+                    subscribe=self._subscribe_changes,
+                    resolve=lambda change, _info, **_: change,
+                )
+            },
+        )
+        return GraphQLSchema(
+            query=GraphQLObjectType("Query", query_fields), mutation=mutation, subscription=subscription
+        )
 
     def _field(
         self,
@@ -458,6 +387,13 @@ class GraphQLApi:
         except P2PandaError as exc:
             raise GraphQLError(str(exc)) from exc
 
+    async def _subscribe_changes(
+        self, _root: Any, _info: Info, schemaIds: list[str] | None = None
+    ) -> AsyncIterator[DocumentChanged]:
+        async with self.node.subscribe(frozenset(schemaIds) if schemaIds else None) as changes:
+            async for change in changes:
+                yield change
+
     async def _publish(self, _root: Any, _info: Info, entry: str, operation: str) -> Any:
         try:
             entry_bytes = bytes.fromhex(entry)
@@ -495,7 +431,7 @@ class GraphQLApi:
     def _collection_resolver(self, schema: Schema) -> Callable[..., Any]:
         async def resolve(_root: Any, _info: Info, **arguments: Any) -> Page:
             docs = await self.node.documents(str(schema.id), include_deleted=True)
-            return page_of(docs, schema, arguments)
+            return _page_of(docs, schema, arguments)
 
         return resolve
 
@@ -524,6 +460,6 @@ class GraphQLApi:
                     found = await self.node.document_at(view_id)
                     if found is not None:
                         related.append(found)
-            return page_of(related, target, arguments)
+            return _page_of(related, target, arguments)
 
         return resolve
