@@ -8,6 +8,7 @@ concurrently. Every accepted operation is announced to subscribers after its tra
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +50,10 @@ class NodeConfig:
         return self.database_url or default_database_url(self.data_dir)
 
 
+def _has_entry(entry_hash: str, conn: Connection) -> bool:
+    return Store(conn).has_entry(entry_hash)
+
+
 class Node:
     """An embedded p2panda node. `await node.start()`, use it, `await node.stop()`."""
 
@@ -84,7 +89,7 @@ class Node:
         new = 0
         for index, (entry, operation) in enumerate(pairs):
             entry_hash = Hash.of(entry).hex()
-            if await self.db.read(lambda conn, known=entry_hash: Store(conn).has_entry(known)):
+            if await self.db.read(functools.partial(_has_entry, entry_hash)):
                 continue
             try:
                 await self.publish(entry, operation)
