@@ -71,6 +71,9 @@ class Subscription:
         self._hub.discard(self)
         self._close()
 
+    async def aclose(self) -> None:
+        self.close()
+
     async def __aenter__(self) -> Subscription:
         return self
 

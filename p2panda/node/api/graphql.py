@@ -45,7 +45,7 @@ from p2panda.errors import P2PandaError
 from p2panda.identity import PublicKey
 from p2panda.ids import DocumentId, DocumentViewId
 from p2panda.node.api.scalars import SCALARS
-from p2panda.node.changes import DocumentChanged
+from p2panda.node.changes import Subscription
 from p2panda.node.node import Node
 from p2panda.node.publish import NextArgs
 from p2panda.node.query import Page, QueryError, page_of
@@ -161,12 +161,11 @@ def _page_of(docs: list[Document], schema: Schema, arguments: Mapping[str, Any])
         raise GraphQLError(str(exc)) from exc
 
 
-async def _formatted(results: AsyncIterator[ExecutionResult]) -> AsyncIterator[dict[str, Any]]:
-    async for result in results:
-        out: dict[str, Any] = {"data": result.data}
-        if result.errors:
-            out["errors"] = [e.formatted for e in result.errors]
-        yield out
+def formatted(result: ExecutionResult) -> dict[str, Any]:
+    out: dict[str, Any] = {"data": result.data}
+    if result.errors:
+        out["errors"] = [e.formatted for e in result.errors]
+    return out
 
 
 class GraphQLApi:
@@ -207,8 +206,9 @@ class GraphQLApi:
 
     async def subscribe(
         self, query: str, variables: Mapping[str, Any] | None = None, operation_name: str | None = None
-    ) -> AsyncIterator[dict[str, Any]] | dict[str, Any]:
-        """A stream of results for a subscription, or one result with the errors that prevent it."""
+    ) -> AsyncIterator[ExecutionResult] | dict[str, Any]:
+        """A stream of results for a subscription (registered when this returns), or one result with
+        the errors that prevent it. Close the stream with `aclose()`."""
         schema = self.schema()
         document = self._document(schema, query)
         if isinstance(document, list):
@@ -217,7 +217,7 @@ class GraphQLApi:
         outcome = await started if isawaitable(started) else started
         if isinstance(outcome, ExecutionResult):
             return {"data": outcome.data, "errors": [e.formatted for e in outcome.errors or []]}
-        return _formatted(outcome)
+        return outcome
 
     async def execute(
         self, query: str, variables: Mapping[str, Any] | None = None, operation_name: str | None = None
@@ -387,12 +387,10 @@ class GraphQLApi:
         except P2PandaError as exc:
             raise GraphQLError(str(exc)) from exc
 
-    async def _subscribe_changes(
-        self, _root: Any, _info: Info, schemaIds: list[str] | None = None
-    ) -> AsyncIterator[DocumentChanged]:
-        async with self.node.subscribe(frozenset(schemaIds) if schemaIds else None) as changes:
-            async for change in changes:
-                yield change
+    async def _subscribe_changes(self, _root: Any, _info: Info, schemaIds: list[str] | None = None) -> Subscription:
+        # Registered now, not on first iteration: a client that saw its subscription accepted sees
+        # every change after that.
+        return self.node.subscribe(frozenset(schemaIds) if schemaIds else None)
 
     async def _publish(self, _root: Any, _info: Info, entry: str, operation: str) -> Any:
         try:

@@ -13,14 +13,15 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
+from graphql import ExecutionResult
 
 from p2panda.errors import P2PandaError
 from p2panda.ids import DocumentId, DocumentViewId
-from p2panda.node.api.graphql import GraphQLApi
+from p2panda.node.api.graphql import GraphQLApi, formatted
 from p2panda.node.blobs import read_blob
 from p2panda.node.changes import SubscriptionLagged
 
@@ -135,7 +136,9 @@ class HttpServer:
                     if ident in running:
                         await socket.close(code=4409, message=f"subscriber for {ident} already exists".encode())
                         break
-                    running[ident] = asyncio.create_task(self._stream(socket, ident, payload, running))
+                    results = await self._start(socket, ident, payload)
+                    if results is not None:
+                        running[ident] = asyncio.create_task(self._stream(socket, ident, results, running))
                 elif kind == "complete":
                     task = running.pop(str(message.get("id")), None)
                     if task is not None:
@@ -146,22 +149,31 @@ class HttpServer:
             self._sockets.discard(socket)
         return socket
 
-    async def _stream(
-        self, socket: web.WebSocketResponse, ident: str, payload: dict[str, Any], running: dict[str, Any]
-    ) -> None:
+    async def _start(
+        self, socket: web.WebSocketResponse, ident: str, payload: dict[str, Any]
+    ) -> AsyncIterator[ExecutionResult] | None:
+        """Start a subscription before reading the next message, so a client's `ping` after
+        `subscribe` is answered only once the subscription is live."""
         query = payload.get("query")
         if not isinstance(query, str):
             await socket.send_json({"id": ident, "type": "error", "payload": [{"message": "query must be a string"}]})
-            running.pop(ident, None)
-            return
+            return None
         results = await self.api.subscribe(query, payload.get("variables") or {}, payload.get("operationName"))
         if isinstance(results, dict):
             await socket.send_json({"id": ident, "type": "error", "payload": results.get("errors", [])})
-            running.pop(ident, None)
-            return
+            return None
+        return results
+
+    async def _stream(
+        self,
+        socket: web.WebSocketResponse,
+        ident: str,
+        results: AsyncIterator[ExecutionResult],
+        running: dict[str, asyncio.Task[None]],
+    ) -> None:
         try:
             async for result in results:
-                await socket.send_json({"id": ident, "type": "next", "payload": result})
+                await socket.send_json({"id": ident, "type": "next", "payload": formatted(result)})
             await socket.send_json({"id": ident, "type": "complete"})
         except SubscriptionLagged as exc:
             await socket.send_json({"id": ident, "type": "error", "payload": [{"message": str(exc)}]})
@@ -169,6 +181,9 @@ class HttpServer:
             pass
         finally:
             running.pop(ident, None)
+            aclose = getattr(results, "aclose", None)
+            if aclose is not None:
+                await aclose()
 
     async def _graphql(self, request: web.Request) -> web.Response:
         try:

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import re
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,41 +12,10 @@ from typing import Any
 import aiohttp
 import pytest
 
-ROOT = Path(__file__).resolve().parents[3]
+from .process import ROOT, PandaNode
+
 PUBLISH = "mutation P($entry: String!, $operation: String!) { publish(entry: $entry, operation: $operation) { logId seqNum backlink skiplink } }"
 NEXT_ARGS = "query N($pk: PublicKey!, $view: DocumentViewId) { nextArgs(publicKey: $pk, viewId: $view) { logId seqNum backlink skiplink } }"
-
-
-class PandaNode:
-    def __init__(self, data_dir: Path, database_url: str | None = None) -> None:
-        self.data_dir = data_dir
-        self.database_url = database_url
-        self.proc: subprocess.Popen[str] | None = None
-        self.url = ""
-
-    def start(self) -> None:
-        args = [sys.executable, "-m", "p2panda.cli", "node", "--data-dir", str(self.data_dir), "--http-port", "0"]
-        if self.database_url:
-            args += ["--database", self.database_url]
-        self.proc = subprocess.Popen(args, cwd=ROOT, stderr=subprocess.PIPE, text=True)
-        assert self.proc.stderr is not None
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            line = self.proc.stderr.readline()
-            if not line:
-                break
-            match = re.search(r"node ready: (http://\S+)", line)
-            if match:
-                self.url = match.group(1)
-                return
-        raise RuntimeError("panda node did not become ready")
-
-    def kill(self, sig: int = signal.SIGKILL) -> int:
-        assert self.proc is not None
-        self.proc.send_signal(sig)
-        code = self.proc.wait(timeout=30)
-        self.proc = None
-        return code
 
 
 @pytest.fixture

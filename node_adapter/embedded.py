@@ -1,0 +1,113 @@
+"""`EmbeddedNode`: the p2panda node in this process, started and stopped in the caller's event loop."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from node_adapter.errors import NodeUnavailable, PublishRefused, QueryRefused
+from node_adapter.interface import Changes, Node
+from node_adapter.types import DocumentView, Page
+from p2panda.errors import P2PandaError
+from p2panda.identity import PublicKey
+from p2panda.ids import DocumentId, DocumentViewId
+from p2panda.node import Node as P2PandaNode
+from p2panda.node import NodeConfig
+from p2panda.node.changes import DocumentChanged, Subscription
+from p2panda.node.publish import NextArgs
+from p2panda.node.query import QueryError, select_documents
+from p2panda.schema import Schema
+
+__all__ = ["EmbeddedNode"]
+
+
+class _EmbeddedChanges(Changes):
+    def __init__(self, subscription: Subscription) -> None:
+        self._subscription = subscription
+
+    def __aiter__(self) -> AsyncIterator[DocumentChanged]:
+        return self._subscription
+
+    async def close(self) -> None:
+        self._subscription.close()
+
+
+class EmbeddedNode(Node):
+    """The node in-process; by default a SQLite file in `data_dir`."""
+
+    def __init__(self, data_dir: Path | None = None, *, config: NodeConfig | None = None) -> None:
+        if config is None:
+            if data_dir is None:
+                raise ValueError("give a data directory or a NodeConfig")
+            config = NodeConfig(data_dir)
+        self.node = P2PandaNode(config)
+        self._started = False
+
+    async def start(self) -> None:
+        await self.node.start()
+        self._started = True
+
+    async def stop(self) -> None:
+        self._started = False
+        await self.node.stop()
+
+    def _check(self) -> None:
+        if not self._started:
+            raise NodeUnavailable("embedded node is not started")
+
+    async def next_args(self, public_key: PublicKey, view_id: DocumentViewId | None = None) -> NextArgs:
+        self._check()
+        try:
+            return await self.node.next_args(public_key, view_id)
+        except P2PandaError as exc:
+            raise QueryRefused(str(exc)) from exc
+
+    async def publish(self, entry: bytes, operation: bytes) -> NextArgs:
+        self._check()
+        try:
+            return (await self.node.publish(entry, operation)).next_args
+        except P2PandaError as exc:  # every validation error of the core and the node
+            raise PublishRefused(str(exc)) from exc
+
+    async def document(self, schema: Schema, document_id: DocumentId) -> DocumentView | None:
+        self._check()
+        doc = await self.node.document(document_id)
+        if doc is None or doc.is_deleted or doc.schema_id != schema.id:
+            return None
+        return DocumentView.of(doc)
+
+    async def document_at(self, schema: Schema, view_id: DocumentViewId) -> DocumentView | None:
+        self._check()
+        doc = await self.node.document_at(view_id)
+        if doc is None or doc.is_deleted or doc.schema_id != schema.id:
+            return None
+        return DocumentView.of(doc)
+
+    async def query(
+        self,
+        schema: Schema,
+        *,
+        filter: Mapping[str, Mapping[str, Any]] | None = None,
+        meta: Mapping[str, Mapping[str, Any]] | None = None,
+        order_by: str = "DOCUMENT_ID",
+        direction: str = "ASC",
+        first: int = 25,
+        after: str | None = None,
+    ) -> Page:
+        self._check()
+        if self.node.schema(str(schema.id)) is None:
+            raise QueryRefused(f"schema {schema.id} is not known to this node")
+        if order_by not in ("DOCUMENT_ID", "DOCUMENT_VIEW_ID", *schema.fields):
+            raise QueryRefused(f"cannot order {schema.id} by {order_by!r}")
+        docs = await self.node.documents(str(schema.id), include_deleted=True)
+        try:
+            page = select_documents(docs, schema, filter, meta, order_by, direction, first, after)
+        except QueryError as exc:
+            raise QueryRefused(str(exc)) from exc
+        views = [DocumentView.of(d) for d in page.items]
+        return Page(page.total, views, page.has_next, views[-1].id.hex() if views else None)
+
+    async def subscribe(self, schema_ids: frozenset[str] | None = None) -> Changes:
+        self._check()
+        return _EmbeddedChanges(self.node.subscribe(schema_ids))

@@ -1,0 +1,23 @@
+"""Errors of the adapter: the same types whichever node is behind it."""
+
+from __future__ import annotations
+
+from p2panda.errors import P2PandaError
+
+__all__ = ["NodeAdapterError", "NodeUnavailable", "PublishRefused", "QueryRefused"]
+
+
+class NodeAdapterError(P2PandaError):
+    """Root of the adapter's errors."""
+
+
+class NodeUnavailable(NodeAdapterError):
+    """The node cannot be reached (remote) or is not started (embedded)."""
+
+
+class PublishRefused(NodeAdapterError):
+    """The node refused an entry; the message is the node's reason."""
+
+
+class QueryRefused(NodeAdapterError):
+    """The node refused a query (unknown schema, bad arguments, unknown cursor)."""

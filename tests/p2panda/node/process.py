@@ -1,0 +1,57 @@
+"""`panda node` as a real process for tests."""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+class PandaNode:
+    """`panda node` in a subprocess on a free port; its log lines are collected in `log`."""
+
+    def __init__(self, data_dir: Path, database_url: str | None = None, extra: list[str] | None = None) -> None:
+        self.data_dir = data_dir
+        self.database_url = database_url
+        self.extra = extra or []
+        self.proc: subprocess.Popen[str] | None = None
+        self.url = ""
+        self.log: list[str] = []
+
+    def start(self) -> None:
+        args = [sys.executable, "-m", "p2panda.cli", "node", "--data-dir", str(self.data_dir), "--http-port", "0"]
+        if self.database_url:
+            args += ["--database", self.database_url]
+        self.proc = subprocess.Popen([*args, *self.extra], cwd=ROOT, stderr=subprocess.PIPE, text=True)
+        assert self.proc.stderr is not None
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            line = self.proc.stderr.readline()
+            if not line:
+                break
+            self.log.append(line)
+            match = re.search(r"node ready: (http://\S+)", line)
+            if match:
+                self.url = match.group(1)
+                # Keep draining stderr so that a chatty node never blocks on a full pipe.
+                threading.Thread(target=self._drain, args=(self.proc.stderr,), daemon=True).start()
+                return
+        raise RuntimeError(f"panda node did not become ready: {''.join(self.log)}")
+
+    def _drain(self, stream: Any) -> None:
+        for line in stream:
+            self.log.append(line)
+
+    def kill(self, sig: int = signal.SIGKILL) -> int:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+        code = self.proc.wait(timeout=30)
+        self.proc = None
+        return code
