@@ -79,10 +79,14 @@ class Node:
         db = Database(self.config.url)
         await db.open()
         self._db = db
-        await db.read(lambda conn: self.registry.load(Store(conn)))
-        await self._finish_tasks()
-        for path in self.config.bundles:
-            await self.ingest_bundle(read_bundle(path), str(path))
+        try:
+            await db.read(lambda conn: self.registry.load(Store(conn)))
+            await self._finish_tasks()
+            for path in self.config.bundles:
+                await self.ingest_bundle(read_bundle(path), str(path))
+        except BaseException:
+            await self.stop()
+            raise
 
     async def ingest_bundle(self, pairs: list[tuple[bytes, bytes]], name: str = "bundle") -> int:
         """Publish a bundle's entries, skipping those already stored; returns how many were new."""
