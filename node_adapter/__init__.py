@@ -5,7 +5,7 @@ from node_adapter.embedded import EmbeddedNode
 from node_adapter.errors import NodeAdapterError, NodeUnavailable, PublishRefused, QueryRefused
 from node_adapter.interface import Changes, Node
 from node_adapter.remote import RemoteNode
-from node_adapter.types import DocumentView, Page
+from node_adapter.types import DocumentView, Page, Query
 
 __all__ = [
     "Node",
@@ -14,6 +14,7 @@ __all__ = [
     "RemoteNode",
     "DocumentView",
     "Page",
+    "Query",
     "NodeAdapterError",
     "NodeUnavailable",
     "PublishRefused",

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 from node_adapter.errors import NodeUnavailable, PublishRefused, QueryRefused
 from node_adapter.interface import Changes, Node
-from node_adapter.types import DocumentView, Page
+from node_adapter.types import DocumentView, Page, Query
 from p2panda.errors import P2PandaError
 from p2panda.identity import PublicKey
 from p2panda.ids import DocumentId, DocumentViewId
@@ -84,25 +83,15 @@ class EmbeddedNode(Node):
             return None
         return DocumentView.of(doc)
 
-    async def query(
-        self,
-        schema: Schema,
-        *,
-        filter: Mapping[str, Mapping[str, Any]] | None = None,
-        meta: Mapping[str, Mapping[str, Any]] | None = None,
-        order_by: str = "DOCUMENT_ID",
-        direction: str = "ASC",
-        first: int = 25,
-        after: str | None = None,
-    ) -> Page:
+    async def _query(self, schema: Schema, q: Query) -> Page:
         self._check()
         if self.node.schema(str(schema.id)) is None:
             raise QueryRefused(f"schema {schema.id} is not known to this node")
-        if order_by not in ("DOCUMENT_ID", "DOCUMENT_VIEW_ID", *schema.fields):
-            raise QueryRefused(f"cannot order {schema.id} by {order_by!r}")
+        if q.order_by not in ("DOCUMENT_ID", "DOCUMENT_VIEW_ID", *schema.fields):
+            raise QueryRefused(f"cannot order {schema.id} by {q.order_by!r}")
         docs = await self.node.documents(str(schema.id), include_deleted=True)
         try:
-            page = select_documents(docs, schema, filter, meta, order_by, direction, first, after)
+            page = select_documents(docs, schema, q.filter, q.meta, q.order_by, q.direction, q.first, q.after)
         except QueryError as exc:
             raise QueryRefused(str(exc)) from exc
         views = [DocumentView.of(d) for d in page.items]

@@ -13,7 +13,7 @@ from types import TracebackType
 from typing import Any, Self
 
 from node_adapter.errors import PublishRefused, QueryRefused
-from node_adapter.types import DocumentView, Page
+from node_adapter.types import DocumentView, Page, Query
 from p2panda.entry import sign_entry
 from p2panda.hash import Hash
 from p2panda.identity import KeyPair, PublicKey
@@ -78,7 +78,6 @@ class Node(abc.ABC):
     @abc.abstractmethod
     async def document_at(self, schema: Schema, view_id: DocumentViewId) -> DocumentView | None: ...
 
-    @abc.abstractmethod
     async def query(
         self,
         schema: Schema,
@@ -91,6 +90,10 @@ class Node(abc.ABC):
         after: str | None = None,
     ) -> Page:
         """One page of a schema's documents, with aquadoggo's filter and meta filter semantics."""
+        return await self._query(schema, Query(filter, meta, order_by, direction, first, after))
+
+    @abc.abstractmethod
+    async def _query(self, schema: Schema, query: Query) -> Page: ...
 
     @abc.abstractmethod
     async def subscribe(self, schema_ids: frozenset[str] | None = None) -> Changes:

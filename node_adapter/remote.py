@@ -15,7 +15,7 @@ import aiohttp
 
 from node_adapter.errors import NodeAdapterError, NodeUnavailable, PublishRefused, QueryRefused
 from node_adapter.interface import Changes, Node
-from node_adapter.types import DocumentView, Page
+from node_adapter.types import DocumentView, Page, Query
 from p2panda.errors import P2PandaError
 from p2panda.hash import Hash
 from p2panda.identity import PublicKey
@@ -139,14 +139,14 @@ class RemoteNode(Node):
         errors = [str(e.get("message", e)) for e in body.get("errors") or []]
         return body.get("data"), errors
 
-    async def _query(self, query: str, variables: Mapping[str, Any]) -> Any:
+    async def _graphql(self, query: str, variables: Mapping[str, Any]) -> Any:
         data, errors = await self._request(query, variables)
         if errors:
             raise QueryRefused("; ".join(errors))
         return data
 
     async def next_args(self, public_key: PublicKey, view_id: DocumentViewId | None = None) -> NextArgs:
-        data = await self._query(
+        data = await self._graphql(
             f"query N($pk: PublicKey!, $v: DocumentViewId) {{ nextArgs(publicKey: $pk, viewId: $v) {{ {_NEXT_ARGS} }} }}",
             {"pk": public_key.hex(), "v": None if view_id is None else str(view_id)},
         )
@@ -186,7 +186,7 @@ class RemoteNode(Node):
 
     async def _one(self, schema: Schema, argument: str, value: str, scalar: str) -> DocumentView | None:
         name = str(schema.id)
-        data = await self._query(
+        data = await self._graphql(
             f"query D($x: {scalar}!) {{ {name}({argument}: $x) {{ {self._document_selection(schema)} }} }}",
             {"x": value},
         )
@@ -199,24 +199,14 @@ class RemoteNode(Node):
     async def document_at(self, schema: Schema, view_id: DocumentViewId) -> DocumentView | None:
         return await self._one(schema, "viewId", str(view_id), "DocumentViewId")
 
-    async def query(
-        self,
-        schema: Schema,
-        *,
-        filter: Mapping[str, Mapping[str, Any]] | None = None,
-        meta: Mapping[str, Mapping[str, Any]] | None = None,
-        order_by: str = "DOCUMENT_ID",
-        direction: str = "ASC",
-        first: int = 25,
-        after: str | None = None,
-    ) -> Page:
+    async def _query(self, schema: Schema, q: Query) -> Page:
         name = str(schema.id)
-        data = await self._query(
+        data = await self._graphql(
             f"query Q($f: {name}Filter, $m: MetaFilterInputObject, $o: {name}OrderBy, $d: OrderDirection, "
             f"$n: Int, $a: Cursor) {{ all_{name}(filter: $f, meta: $m, orderBy: $o, orderDirection: $d, "
             f"first: $n, after: $a) {{ totalCount hasNextPage endCursor documents "
             f"{{ {self._document_selection(schema)} }} }} }}",
-            {"f": filter, "m": meta, "o": order_by, "d": direction, "n": first, "a": after},
+            {"f": q.filter, "m": q.meta, "o": q.order_by, "d": q.direction, "n": q.first, "a": q.after},
         )
         raw = data[f"all_{name}"]
         views = [self._view(schema, d) for d in raw["documents"]]

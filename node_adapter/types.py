@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from p2panda.document import Document
 from p2panda.identity import PublicKey
@@ -11,7 +12,7 @@ from p2panda.ids import DocumentId, DocumentViewId
 from p2panda.operation.value import OperationValue
 from p2panda.schema import SchemaId
 
-__all__ = ["DocumentView", "Page"]
+__all__ = ["DocumentView", "Page", "Query"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,3 +38,15 @@ class Page:
     documents: list[DocumentView]
     has_next: bool
     end_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """Collection arguments, named as in aquadoggo's `all_S`."""
+
+    filter: Mapping[str, Mapping[str, Any]] | None = None
+    meta: Mapping[str, Mapping[str, Any]] | None = None
+    order_by: str = "DOCUMENT_ID"
+    direction: str = "ASC"
+    first: int = 25
+    after: str | None = None
