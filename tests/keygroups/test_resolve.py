@@ -1,0 +1,140 @@
+"""Key-group resolution (KG1-KG6): scenarios, strong removal, and replicas that agree whatever the
+arrival order."""
+
+from __future__ import annotations
+
+import random
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from keygroups import Action, Change, Level, Member, resolve
+
+A, B, C, D = "aa" * 32, "bb" * 32, "cc" * 32, "dd" * 32
+
+
+def create(cid: str, author: str = A) -> Change:
+    return Change(cid, author, Action.CREATE)
+
+
+def add(cid: str, author: str, member: str, level: Level, *previous: str) -> Change:
+    return Change(cid, author, Action.ADD, frozenset(previous), Member.key(member), level)
+
+
+def remove(cid: str, author: str, member: str, *previous: str, cuts: dict[int, int] | None = None) -> Change:
+    return Change(cid, author, Action.REMOVE, frozenset(previous), Member.key(member), cuts=cuts or {})
+
+
+def test_kg2_creator_is_manager_and_group_id_is_the_create() -> None:
+    state = resolve([create("g")])
+    assert state.group_id == "g" and state.members == {Member.key(A): Level.MANAGE}
+
+
+def test_levels_and_nested_group_members() -> None:
+    changes = [
+        create("g"),
+        add("1", A, B, Level.WRITE, "g"),
+        add("2", A, C, Level.READ, "1"),
+        Change("3", A, Action.ADD, frozenset({"2"}), Member.group("other-group"), Level.READ),
+        add("4", A, C, Level.WRITE, "3"),
+    ]
+    state = resolve(changes)
+    assert state.members == {
+        Member.key(A): Level.MANAGE,
+        Member.key(B): Level.WRITE,
+        Member.key(C): Level.WRITE,
+        Member.group("other-group"): Level.READ,
+    }
+
+
+def test_kg3_only_managers_change_membership() -> None:
+    state = resolve([create("g"), add("1", A, B, Level.WRITE, "g"), add("2", B, C, Level.WRITE, "1")])
+    assert Member.key(C) not in state.members and state.rejected["2"].startswith("KG3")
+
+
+def test_kg1_changes_wait_for_their_previous() -> None:
+    state = resolve([create("g"), add("2", A, C, Level.READ, "1")])
+    assert state.pending == {"2"} and Member.key(C) not in state.members
+
+
+def test_kg4_strong_removal_drops_the_removed_managers_concurrent_changes() -> None:
+    changes = [
+        create("g"),
+        add("1", A, B, Level.MANAGE, "g"),
+        add("2", B, C, Level.MANAGE, "1"),  # B adds C ...
+        remove("3", A, B, "1"),  # ... while A, not having seen it, removes B
+        add("4", C, D, Level.WRITE, "2"),  # C acts on B's grant: depends on a dropped change
+    ]
+    state = resolve(changes)
+    assert state.members == {Member.key(A): Level.MANAGE}
+    assert state.rejected["2"].startswith("KG4") and state.rejected["4"].startswith("KG4")
+
+
+def test_kg4_changes_the_remover_had_seen_stay() -> None:
+    changes = [create("g"), add("1", A, B, Level.MANAGE, "g"), add("2", B, C, Level.READ, "1"), remove("3", A, B, "2")]
+    state = resolve(changes)
+    assert state.members == {Member.key(A): Level.MANAGE, Member.key(C): Level.READ}
+
+
+def test_kg4_mutual_removal_drops_both() -> None:
+    changes = [create("g"), add("1", A, B, Level.MANAGE, "g"), remove("2", A, B, "1"), remove("3", B, A, "1")]
+    state = resolve(changes)
+    assert state.members == {Member.key(A): Level.MANAGE, Member.key(B): Level.MANAGE}
+    assert {"2", "3"} <= set(state.rejected)
+
+
+def test_kg5_concurrent_add_and_remove_remove_wins() -> None:
+    changes = [
+        create("g"),
+        add("1", A, B, Level.MANAGE, "g"),
+        add("2", A, C, Level.WRITE, "1"),
+        remove("3", A, C, "2"),
+        add("4", B, C, Level.MANAGE, "2"),  # concurrent with the removal
+    ]
+    assert Member.key(C) not in resolve(changes).members
+
+
+def test_kg6_cuts_of_concurrent_removals_take_the_lowest() -> None:
+    changes = [
+        create("g"),
+        add("1", A, B, Level.MANAGE, "g"),
+        add("2", A, C, Level.WRITE, "1"),
+        remove("3", A, C, "2", cuts={0: 5, 1: 2}),
+        remove("4", B, C, "2", cuts={0: 3}),
+    ]
+    assert resolve(changes).cuts == {C: {0: 3, 1: 2}}
+
+
+KEYS = [A, B, C, D]
+
+
+@st.composite
+def histories(draw: st.DrawFn) -> list[Change]:
+    """Random membership changes by random authors, each naming a random set of earlier changes."""
+    changes = [create("g")]
+    for i in range(draw(st.integers(1, 25))):
+        previous = draw(st.sets(st.sampled_from([c.id for c in changes]), min_size=1, max_size=3))
+        author = draw(st.sampled_from(KEYS))
+        member = draw(st.sampled_from(KEYS))
+        cid = f"c{i:02d}"
+        if draw(st.booleans()):
+            changes.append(add(cid, author, member, draw(st.sampled_from(list(Level))), *previous))
+        else:
+            changes.append(remove(cid, author, member, *previous, cuts={0: draw(st.integers(0, 9))}))
+    return changes
+
+
+@settings(max_examples=300, deadline=None)
+@given(histories(), st.randoms(use_true_random=False))
+def test_three_replicas_in_any_order_agree(changes: list[Change], rng: random.Random) -> None:
+    states = []
+    for _ in range(3):
+        arrival = changes[:]
+        rng.shuffle(arrival)
+        # Resolve after every arrival, as a node does, and keep the final state.
+        seen: list[Change] = []
+        for change in arrival:
+            seen.append(change)
+            resolve(seen[-5:])  # partial views must not crash
+        states.append(resolve(seen))
+    assert states[0] == states[1] == states[2]
