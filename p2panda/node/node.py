@@ -177,7 +177,7 @@ class Node:
                 view_id=DocumentViewId.from_str(current.view_id),
                 operation_id=published.entry.hash,
                 public_key=published.entry.public_key,
-                is_deleted=published.operation.action.name == "DELETE",
+                is_deleted=current.is_deleted,
             )
         )
         return published
