@@ -31,6 +31,7 @@ concurrent to it (KG4 drops it).
 from __future__ import annotations
 
 import enum
+import heapq
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -92,8 +93,6 @@ class GroupState:
 
 def _order(changes: Mapping[str, Change]) -> list[str]:
     """Topological order, ties broken by change id."""
-    import heapq
-
     waiting = {cid: len([p for p in c.previous if p in changes]) for cid, c in changes.items()}
     children: dict[str, list[str]] = {cid: [] for cid in changes}
     for cid, c in changes.items():
@@ -189,7 +188,7 @@ def resolve(changes: Iterable[Change]) -> GroupState:
             continue
         c = complete[cid]
         if cid != genesis:
-            past = [a for a in order if a in ancestors[cid] and a not in rejected and a in set(authorised)]
+            past = [a for a in authorised if a in ancestors[cid]]  # authorised is in topological order
             members, _ = _apply(past, complete, ancestors)
             if members.get(Member.key(c.author)) != Level.MANAGE:
                 rejected[cid] = f"KG3: {c.author} was not a manager in the change's causal past"
@@ -212,7 +211,7 @@ def resolve(changes: Iterable[Change]) -> GroupState:
                 counted.discard(other)
                 rejected[other] = f"KG4: its author {c.member.id} was removed or demoted by {cid} concurrently"
     for cid in order:
-        if cid in counted and any(a in ancestors[cid] and a not in counted for a in ancestors[cid]):
+        if cid in counted and any(a not in counted for a in ancestors[cid]):
             counted.discard(cid)
             rejected.setdefault(cid, "KG4: follows a dropped change")
 

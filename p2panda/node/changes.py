@@ -63,13 +63,10 @@ class Subscription:
             return
         self._queue.put_nowait(change)
 
-    def _close(self) -> None:
-        if not self._queue.full():
-            self._queue.put_nowait(_CLOSED)
-
     def close(self) -> None:
         self._hub.discard(self)
-        self._close()
+        if not self._queue.full():
+            self._queue.put_nowait(_CLOSED)
 
     async def aclose(self) -> None:
         self.close()

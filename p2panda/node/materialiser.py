@@ -32,7 +32,7 @@ from p2panda.schema import (
     typed_value,
 )
 
-__all__ = ["Accepted", "SchemaRegistry", "load_document", "materialise"]
+__all__ = ["Accepted", "Materialised", "SchemaRegistry", "load_document", "materialise"]
 
 log = logging.getLogger(__name__)
 
@@ -141,34 +141,43 @@ def _fields_cbor(doc: Document) -> bytes | None:
     return encode_canonical({name: to_cbor(value) for name, value in doc.fields.items()})
 
 
+@dataclass(frozen=True, slots=True)
+class Materialised:
+    """A document's stored current view after materialisation, and a schema it defines, if any."""
+
+    document: StoredDocument
+    fields: bytes | None
+    schema: Schema | None
+
+
 def materialise(
     store: Store, registry: SchemaRegistry, document_id: str, accepted: Accepted | None = None
-) -> Schema | None:
-    """Bring one document's stored current view up to date; returns a schema it defines, if any.
+) -> Materialised | None:
+    """Bring one document's stored current view up to date; None when the document has no operations.
 
     `accepted` is the operation just stored for it, when known: it allows the incremental cases.
     """
-    if accepted is None or not _extend(store, document_id, accepted):
+    extended = None if accepted is None else _extend(store, document_id, accepted)
+    if extended is None:
         doc = load_document(store, registry, document_id)
         if doc is None:
             return None
-        store.save_document(
-            StoredDocument(
-                id=doc.id.hex(),
-                schema_id=str(doc.schema_id),
-                owner=doc.owner.hex(),
-                view_id=str(doc.view_id),
-                is_deleted=doc.is_deleted,
-                is_edited=doc.is_edited,
-            ),
-            _fields_cbor(doc),
+        stored = StoredDocument(
+            id=doc.id.hex(),
+            schema_id=str(doc.schema_id),
+            owner=doc.owner.hex(),
+            view_id=str(doc.view_id),
+            is_deleted=doc.is_deleted,
+            is_edited=doc.is_edited,
         )
-    if accepted is not None and str(accepted.operation.schema_id) != str(SCHEMA_DEFINITION):
-        return None
-    stored = store.document(document_id)
-    if stored is None or stored.schema_id != str(SCHEMA_DEFINITION) or stored.is_deleted:
-        return None
-    return schema_of_definition(store, registry, document_id, None)
+        fields = _fields_cbor(doc)
+        store.save_document(stored, fields)
+    else:
+        stored, fields = extended
+    schema = None
+    if stored.schema_id == str(SCHEMA_DEFINITION) and not stored.is_deleted:
+        schema = schema_of_definition(store, registry, document_id, None)
+    return Materialised(stored, fields, schema)
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,36 +189,30 @@ class Accepted:
     operation: Operation
 
 
-def _extend(store: Store, document_id: str, accepted: Accepted) -> bool:
-    """The incremental cases; False when the document needs a full rebuild."""
+def _extend(store: Store, document_id: str, accepted: Accepted) -> tuple[StoredDocument, bytes] | None:
+    """The incremental cases: the stored view and its fields; None when the document needs a rebuild."""
     op = accepted.operation
     op_id = accepted.id.hex()
     if op.action is OperationAction.CREATE:
-        fields = {name: to_cbor(value) for name, value in (op.fields or {}).items()}
-        store.save_document(
-            StoredDocument(op_id, str(op.schema_id), accepted.public_key.hex(), op_id, False, False),
-            encode_canonical(fields),
-            new_document=True,
-            new_view=True,
-        )
-        return True
+        created = StoredDocument(op_id, str(op.schema_id), accepted.public_key.hex(), op_id, False, False)
+        fields = encode_canonical({name: to_cbor(value) for name, value in (op.fields or {}).items()})
+        store.save_document(created, fields, new_document=True, new_view=True)
+        return created, fields
     if op.action is not OperationAction.UPDATE or op.previous is None:
-        return False
+        return None
     current = store.document(document_id)
     if current is None or current.is_deleted:
-        return False
+        return None
     if sorted(current.view_id.split("_")) != sorted(h.hex() for h in op.previous):
-        return False
+        return None
     view = store.view(current.view_id)
     if view is None or view[3] is None:
-        return False
+        return None
     stored_fields = decode_single(view[3])
     assert isinstance(stored_fields, dict)
-    fields = dict(stored_fields)
-    fields.update({name: to_cbor(value) for name, value in (op.fields or {}).items()})
-    store.save_document(
-        StoredDocument(document_id, current.schema_id, current.owner, op_id, False, True),
-        encode_canonical(fields),
-        new_view=True,
-    )
-    return True
+    merged = dict(stored_fields)
+    merged.update({name: to_cbor(value) for name, value in (op.fields or {}).items()})
+    updated = StoredDocument(document_id, current.schema_id, current.owner, op_id, False, True)
+    fields = encode_canonical(merged)
+    store.save_document(updated, fields, new_view=True)
+    return updated, fields

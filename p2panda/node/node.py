@@ -25,9 +25,9 @@ from p2panda.node.bundle import BundleError, read_bundle
 from p2panda.node.changes import Changes, DocumentChanged, Subscription
 from p2panda.node.database import Database, default_database_url
 from p2panda.node.errors import ForkDetected, NodeError
-from p2panda.node.materialiser import Accepted, SchemaRegistry, load_document, materialise, view_document
+from p2panda.node.materialiser import Accepted, Materialised, SchemaRegistry, load_document, materialise, view_document
 from p2panda.node.publish import NextArgs, Published, document_of_view, next_args, publish
-from p2panda.node.store import Store, StoredDocument
+from p2panda.node.store import Store
 from p2panda.schema import Schema
 
 __all__ = ["Node", "NodeConfig"]
@@ -124,10 +124,10 @@ class Node:
             schemas = []
             for document_id in store.tasks():
                 log.info("finishing materialisation of %s left by an earlier run", document_id)
-                schema = materialise(store, self.registry, document_id)
+                done = materialise(store, self.registry, document_id)
                 store.finish_task(document_id)
-                if schema is not None:
-                    schemas.append(schema)
+                if done is not None and done.schema is not None:
+                    schemas.append(done.schema)
             return schemas
 
         async with self._write_lock:
@@ -148,28 +148,26 @@ class Node:
         materialised, and a failed one leaves nothing.
         """
 
-        def transaction(conn: Connection) -> tuple[Published, Schema | None, StoredDocument, bytes | None]:
+        def transaction(conn: Connection) -> tuple[Published, Materialised]:
             store = Store(conn)
             published = publish(store, self.registry, entry, operation)
-            document_id = published.document_id.hex()
             accepted = Accepted(published.entry.hash, published.entry.public_key, published.operation)
-            schema = materialise(store, self.registry, document_id, accepted)
-            current = store.document(document_id)
-            assert current is not None
-            view = store.view(current.view_id)
-            return published, schema, current, None if view is None else view[3]
+            done = materialise(store, self.registry, published.document_id.hex(), accepted)
+            assert done is not None  # the document has at least the operation just stored
+            return published, done
 
         async with self._write_lock:
             try:
-                published, schema, current, fields = await self.db.write(transaction)
+                published, done = await self.db.write(transaction)
             except ForkDetected as fork:
                 await self._record_fork(fork)
                 raise
-            if schema is not None:
-                self._add_schema(schema)
+            if done.schema is not None:
+                self._add_schema(done.schema)
+            current = done.document
             index = self._views.get(current.schema_id)
             if index is not None:
-                index[current.id] = view_document(current, fields, self.registry.get(current.schema_id))
+                index[current.id] = view_document(current, done.fields, self.registry.get(current.schema_id))
         self.changes.publish(
             DocumentChanged(
                 document_id=published.document_id,

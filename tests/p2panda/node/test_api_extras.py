@@ -14,7 +14,6 @@ import pytest
 from node_adapter import EmbeddedNode
 from p2panda import KeyPair
 from p2panda.hash import Hash
-from p2panda.identity import PublicKey
 from p2panda.ids import DocumentId, DocumentViewId
 from p2panda.node import Node, NodeConfig, SchemaNotAllowed
 from p2panda.node.api import GraphQLApi, HttpServer
@@ -107,7 +106,7 @@ async def test_slow_subscriber_is_cut_off_not_buffered_forever() -> None:
         "blob_piece_v1",
         DocumentViewId([Hash.of(b"d")]),
         Hash.of(b"d"),
-        PublicKey.from_hex(KP.public_key.hex()),
+        KP.public_key,
         False,
     )
     slow = hub.subscribe(capacity=2)
