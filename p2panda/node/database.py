@@ -7,9 +7,9 @@ Store code is synchronous SQLAlchemy Core on a `Connection`; `Database` runs a w
 off the event loop:
 
 - SQLite: the sqlite3 driver in worker threads (one writer thread, so writes are serial). Measured on
-  this workload, a query through the async aiosqlite driver costs ~0.6 ms (a thread hop per statement)
-  against ~0.03 ms through sqlite3 in a thread that runs the whole transaction, and a publish is ~15
-  statements; see benchmarks/bench_node.py.
+  this workload: a statement through the async aiosqlite driver cost ~0.6 ms (a thread hop each);
+  through SQLAlchemy Core on sqlite3 inside one worker-thread transaction ~0.1 ms, of which ~0.01 ms
+  is sqlite3 itself; a publish runs about ten statements. See benchmarks/bench_node.py.
 - PostgreSQL: asyncpg through SQLAlchemy's async engine; the same sync code runs inside `run_sync`.
 """
 

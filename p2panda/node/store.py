@@ -2,7 +2,8 @@
 I/O failure; writes happen inside the caller's transaction (a `Connection` handed out by `Database`).
 
 Statements are built once, with bound parameters: SQLAlchemy then compiles each once and reuses it,
-where building a statement per call cost more than running it (measured: ~0.15 ms of 0.2 ms).
+where building a statement per call cost about as much as running it (measured: ~0.19 ms per
+statement built per call, ~0.10 ms prebuilt).
 """
 
 from __future__ import annotations
