@@ -19,23 +19,33 @@ Resolution is a pure function of that set. Its checks, in order:
   change id). For one member, only the latest changes count (those no other surviving change about the
   member follows); among concurrent latest changes a removal wins, otherwise the lowest level (the
   conservative choice: nobody gains rights from a race).
-- KG6 cuts: a removal records, per log of the removed key, the last sequence number the remover accepted.
-  When concurrent removals record different cuts for a log, the lowest holds.
+- KG6 cuts: a removal (or a change of level below write) records, per log of the key, the last sequence
+  number the manager accepted. A key that cannot write now keeps, as writes that count, exactly its
+  entries up to those cuts; when concurrent changes record different cuts for a log, the lowest holds.
 
 Why KG3 + KG4 are safe: a removed manager cannot keep acting by claiming not to have seen their
 removal. Anything they did that the remover had not seen is dropped (KG4), and anything they do later
 is either in the removal's future (they saw it: KG3 refuses, they are no longer a manager) or
-concurrent to it (KG4 drops it).
+concurrent to it (KG4 drops it). Why cuts are safe: Bamboo gives each of the key's logs a total order
+and forks are refused, so "entries up to seq n of log l" is the same set on every node; a removed writer
+cannot add an entry below a cut (that seq is taken) and every entry above it is refused everywhere,
+whenever it arrives. A key re-added later writes again from its new membership on; that is the
+manager's decision to trust it again.
+
+Cost: ancestor sets are bitsets (Python ints), so a full resolution is about linear in the number of
+changes for histories that are mostly sequential. `Resolver.add` appends a change that follows every
+counted change (the usual case: a manager acting on the state they see) without re-resolving; any other
+arrival (late, concurrent, completing a pending change) resolves the whole set again.
 """
 
 from __future__ import annotations
 
 import enum
 import heapq
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-__all__ = ["Level", "Action", "Member", "Change", "GroupState", "resolve"]
+__all__ = ["Level", "Action", "Member", "Change", "GroupState", "Resolver", "resolve"]
 
 
 class Level(enum.IntEnum):
@@ -86,14 +96,23 @@ class GroupState:
     counted: frozenset[str]
     pending: frozenset[str]
     rejected: Mapping[str, str]  # change id -> reason (KGn: ...)
+    tips: frozenset[str] = frozenset()  # counted changes no counted change follows: a new change's previous
 
     def level_of(self, member: Member) -> Level | None:
         return self.members.get(member)
 
+    def status(self, change_id: str) -> str | None:
+        """None when the change counts, else why not."""
+        if change_id in self.counted:
+            return None
+        if change_id in self.pending:
+            return "KG1: waits for a change it names"
+        return self.rejected.get(change_id, "unknown change")
+
 
 def _order(changes: Mapping[str, Change]) -> list[str]:
     """Topological order, ties broken by change id."""
-    waiting = {cid: len([p for p in c.previous if p in changes]) for cid, c in changes.items()}
+    waiting = {cid: sum(1 for p in c.previous if p in changes) for cid, c in changes.items()}
     children: dict[str, list[str]] = {cid: [] for cid in changes}
     for cid, c in changes.items():
         for p in c.previous:
@@ -112,108 +131,233 @@ def _order(changes: Mapping[str, Change]) -> list[str]:
     return out
 
 
-def _apply(
-    order: Iterable[str], changes: Mapping[str, Change], ancestors: Mapping[str, frozenset[str]]
-) -> tuple[dict[Member, Level], dict[str, dict[int, int]]]:
-    """KG5 and KG6 over the given (counted) changes."""
-    included = list(order)
-    about: dict[Member, list[str]] = {}
-    creator: str | None = None
-    for cid in included:
-        c = changes[cid]
-        if c.action is Action.CREATE:
-            creator = cid
-        elif c.member is not None:
-            about.setdefault(c.member, []).append(cid)
-    members: dict[Member, Level] = {}
-    cuts: dict[str, dict[int, int]] = {}
-    if creator is not None:
-        members[Member.key(changes[creator].author)] = Level.MANAGE
-    for member, ids in about.items():
-        latest = [cid for cid in ids if not any(cid in ancestors[other] for other in ids if other != cid)]
-        removals = [changes[cid] for cid in latest if changes[cid].action is Action.REMOVE]
-        if removals:
-            members.pop(member, None)
-            if member.kind == "key":
-                merged: dict[int, int] = {}
-                for r in removals:
-                    for log_id, seq in r.cuts.items():
-                        merged[log_id] = min(seq, merged.get(log_id, seq))
-                cuts[member.id] = merged
+def _demotes(c: Change) -> bool:
+    return c.action is Action.REMOVE or (c.level is not None and c.level < Level.MANAGE)
+
+
+def _cut_of(member: Member, level: Level | None, latest: Sequence[Change]) -> dict[int, int] | None:
+    """KG6: the cuts a key keeps when it cannot write (None when it can, or is a group)."""
+    if member.kind != "key" or (level is not None and level >= Level.WRITE):
+        return None
+    merged: dict[int, int] = {}
+    for c in latest:
+        for log_id, seq in c.cuts.items():
+            merged[log_id] = min(seq, merged.get(log_id, seq))
+    return merged
+
+
+class Resolver:
+    """Resolution kept up to date as changes arrive; `state` equals `resolve(all changes added)`."""
+
+    def __init__(self, changes: Iterable[Change] = ()) -> None:
+        self._changes: dict[str, Change] = {}
+        for c in changes:
+            self._changes.setdefault(c.id, c)
+        self._bit: dict[str, int] = {}
+        self._ancestors: dict[str, int] = {}  # bitset over `_bit`
+        self._members: dict[Member, Level] = {}
+        self._cuts: dict[str, dict[int, int]] = {}
+        self._all_counted = True  # every authorised change counts (no KG4 drop)
+        self.state = self._resolve()
+
+    def __len__(self) -> int:
+        return len(self._changes)
+
+    def add(self, change: Change) -> GroupState:
+        if change.id in self._changes:
+            return self.state
+        self._changes[change.id] = change
+        if self._appends(change):
+            self.state = self._append(change)
         else:
-            members[member] = min(changes[cid].level or Level.PULL for cid in latest)
-    return members, cuts
+            self.state = self._resolve()
+        return self.state
+
+    def _appends(self, c: Change) -> bool:
+        state = self.state
+        return (
+            self._all_counted
+            and not state.pending
+            and state.group_id is not None
+            and c.action is not Action.CREATE
+            and bool(c.previous)
+            and c.previous <= state.counted
+            and state.tips <= c.previous
+        )
+
+    def _append(self, c: Change) -> GroupState:
+        """A change that follows every counted change, when every authorised change counts: its causal past
+        is the whole current state, so KG3 judges it on that, and KG4 has nothing concurrent to drop."""
+        state = self.state
+        bit = 1 << len(self._bit)
+        self._bit[c.id] = bit
+        acc = 0
+        for p in c.previous:
+            acc |= self._ancestors[p] | self._bit[p]
+        self._ancestors[c.id] = acc
+        reason = self._authority(c, self._members)
+        if reason is not None:
+            return GroupState(
+                state.group_id,
+                state.members,
+                state.cuts,
+                state.counted,
+                state.pending,
+                {**state.rejected, c.id: reason},
+                state.tips,
+            )
+        assert c.member is not None
+        if c.action is Action.REMOVE:
+            self._members.pop(c.member, None)
+        else:
+            self._members[c.member] = c.level or Level.PULL
+        cut = _cut_of(c.member, self._members.get(c.member), [c])
+        if cut is None:
+            self._cuts.pop(c.member.id, None)
+        else:
+            self._cuts[c.member.id] = cut
+        return GroupState(
+            state.group_id,
+            dict(self._members),
+            dict(self._cuts),
+            state.counted | {c.id},
+            state.pending,
+            state.rejected,
+            frozenset({c.id}),
+        )
+
+    @staticmethod
+    def _authority(c: Change, members: Mapping[Member, Level]) -> str | None:
+        if members.get(Member.key(c.author)) != Level.MANAGE:
+            return f"KG3: {c.author} was not a manager in the change's causal past"
+        if c.action in (Action.ADD, Action.REMOVE) and c.member is None:
+            return "KG3: a membership change names a member"
+        return None
+
+    def _latest(self, ids: Sequence[str]) -> list[str]:
+        """KG5: the changes among `ids` (about one member) that none of the others follows."""
+        ancestors, bits = self._ancestors, self._bit
+        return [cid for cid in ids if not any(ancestors[other] & bits[cid] for other in ids if other != cid)]
+
+    @staticmethod
+    def _latest_level(latest: Sequence[Change]) -> Level | None:
+        """KG5: a removal wins over concurrent changes, else the lowest level; None for removed."""
+        if any(c.action is Action.REMOVE for c in latest):
+            return None
+        return min(c.level or Level.PULL for c in latest)
+
+    def _apply(self, included: Sequence[str], complete: Mapping[str, Change]) -> None:
+        """KG5 and KG6 over the given (counted) changes, into `_members` and `_cuts`."""
+        about: dict[Member, list[str]] = {}
+        members: dict[Member, Level] = {}
+        for cid in included:
+            c = complete[cid]
+            if c.action is Action.CREATE:
+                members[Member.key(c.author)] = Level.MANAGE
+            elif c.member is not None:
+                about.setdefault(c.member, []).append(cid)
+        cuts: dict[str, dict[int, int]] = {}
+        for member, ids in about.items():
+            latest = [complete[cid] for cid in self._latest(ids)]
+            level = self._latest_level(latest)
+            if level is None:
+                members.pop(member, None)
+            else:
+                members[member] = level
+            cut = _cut_of(member, level, latest)
+            if cut is not None:
+                cuts[member.id] = cut
+        self._members, self._cuts = members, cuts
+
+    def _resolve(self) -> GroupState:
+        by_id = self._changes
+        rejected: dict[str, str] = {}
+
+        # KG1: complete changes only.
+        complete: dict[str, Change] = {}
+        for cid in _order(by_id):
+            c = by_id[cid]
+            if all(p in complete for p in c.previous):
+                complete[cid] = c
+        pending = frozenset(by_id) - frozenset(complete)
+
+        order = _order(complete)
+        bits = self._bit = {cid: 1 << i for i, cid in enumerate(order)}
+        ancestors = self._ancestors = {}
+        for cid in order:
+            acc = 0
+            for p in complete[cid].previous:
+                acc |= ancestors[p] | bits[p]
+            ancestors[cid] = acc
+
+        # KG2: one genesis.
+        creates = sorted(cid for cid in order if complete[cid].action is Action.CREATE and not complete[cid].previous)
+        genesis = creates[0] if creates else None
+        for cid in order:
+            c = complete[cid]
+            if cid == genesis:
+                continue
+            if c.action is Action.CREATE:
+                rejected[cid] = "KG2: a group has one create"
+            elif genesis is None or not ancestors[cid] & bits[genesis]:
+                rejected[cid] = "KG2: does not descend from the group's create"
+
+        # KG3: authority judged on the causal past: the author's level from the authorised changes about
+        # them that are among the change's ancestors (KG5 over just those).
+        authorised: list[str] = []
+        authorised_mask = 0
+        about: dict[Member, list[str]] = {}
+        for cid in order:
+            if cid in rejected:
+                continue
+            c = complete[cid]
+            if cid != genesis:
+                author = Member.key(c.author)
+                past = ancestors[cid] & authorised_mask
+                seen = [a for a in about.get(author, ()) if past & bits[a]]
+                if seen:
+                    level = self._latest_level([complete[a] for a in self._latest(seen)])
+                else:
+                    level = Level.MANAGE if genesis is not None and complete[genesis].author == c.author else None
+                reason = self._authority(c, {author: level} if level is not None else {})
+                if reason is not None:
+                    rejected[cid] = reason
+                    continue
+                assert c.member is not None
+                about.setdefault(c.member, []).append(cid)
+            authorised.append(cid)
+            authorised_mask |= bits[cid]
+
+        # KG4: strong removal.
+        counted = set(authorised)
+        by_author: dict[str, list[str]] = {}
+        for cid in authorised:
+            by_author.setdefault(complete[cid].author, []).append(cid)
+        for cid in authorised:
+            c = complete[cid]
+            if not _demotes(c) or c.member is None or c.member.kind != "key":
+                continue
+            for other in by_author.get(c.member.id, ()):
+                if other != cid and not ancestors[cid] & bits[other] and other in counted:
+                    counted.discard(other)
+                    rejected[other] = f"KG4: its author {c.member.id} was removed or demoted by {cid} concurrently"
+        uncounted = 0
+        for cid in order:
+            if cid not in counted:
+                uncounted |= bits[cid]
+            elif ancestors[cid] & uncounted:
+                counted.discard(cid)
+                uncounted |= bits[cid]
+                rejected.setdefault(cid, "KG4: follows a dropped change")
+
+        self._all_counted = len(counted) == len(authorised)
+        included = [cid for cid in order if cid in counted]
+        self._apply(included, complete)
+        followed = {p for cid in included for p in complete[cid].previous}
+        tips = frozenset(cid for cid in included if cid not in followed)
+        return GroupState(genesis, dict(self._members), dict(self._cuts), frozenset(counted), pending, rejected, tips)
 
 
 def resolve(changes: Iterable[Change]) -> GroupState:
     """The state of the group these changes belong to; see the module documentation for the rules."""
-    by_id: dict[str, Change] = {}
-    for c in changes:
-        by_id.setdefault(c.id, c)
-    rejected: dict[str, str] = {}
-
-    # KG1: complete changes only.
-    complete: dict[str, Change] = {}
-    for cid in _order(by_id):
-        c = by_id[cid]
-        if all(p in complete for p in c.previous):
-            complete[cid] = c
-    pending = frozenset(by_id) - frozenset(complete)
-
-    order = _order(complete)
-    ancestors: dict[str, frozenset[str]] = {}
-    for cid in order:
-        acc: set[str] = set()
-        for p in complete[cid].previous:
-            acc.add(p)
-            acc |= ancestors[p]
-        ancestors[cid] = frozenset(acc)
-
-    # KG2: one genesis.
-    creates = sorted(cid for cid in order if complete[cid].action is Action.CREATE and not complete[cid].previous)
-    genesis = creates[0] if creates else None
-    for cid in order:
-        c = complete[cid]
-        if cid == genesis:
-            continue
-        if c.action is Action.CREATE:
-            rejected[cid] = "KG2: a group has one create"
-        elif genesis is None or genesis not in ancestors[cid]:
-            rejected[cid] = "KG2: does not descend from the group's create"
-
-    # KG3: authority judged on the causal past.
-    authorised: list[str] = []
-    for cid in order:
-        if cid in rejected:
-            continue
-        c = complete[cid]
-        if cid != genesis:
-            past = [a for a in authorised if a in ancestors[cid]]  # authorised is in topological order
-            members, _ = _apply(past, complete, ancestors)
-            if members.get(Member.key(c.author)) != Level.MANAGE:
-                rejected[cid] = f"KG3: {c.author} was not a manager in the change's causal past"
-                continue
-            if c.action in (Action.ADD, Action.REMOVE) and c.member is None:
-                rejected[cid] = "KG3: a membership change names a member"
-                continue
-        authorised.append(cid)
-
-    # KG4: strong removal.
-    counted = set(authorised)
-    for cid in authorised:
-        c = complete[cid]
-        demotes = c.action is Action.REMOVE or (c.level is not None and c.level < Level.MANAGE)
-        if not demotes or c.member is None or c.member.kind != "key":
-            continue
-        for other in authorised:
-            concurrent = other not in ancestors[cid] and other != cid
-            if complete[other].author == c.member.id and concurrent and other in counted:
-                counted.discard(other)
-                rejected[other] = f"KG4: its author {c.member.id} was removed or demoted by {cid} concurrently"
-    for cid in order:
-        if cid in counted and any(a not in counted for a in ancestors[cid]):
-            counted.discard(cid)
-            rejected.setdefault(cid, "KG4: follows a dropped change")
-
-    members, cuts = _apply([cid for cid in order if cid in counted], complete, ancestors)
-    return GroupState(genesis, members, cuts, frozenset(counted), pending, rejected)
+    return Resolver(changes).state

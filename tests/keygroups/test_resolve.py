@@ -8,7 +8,8 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from keygroups import Action, Change, Level, Member, resolve
+from keygroups import Action, Change, Level, Member, Resolver, resolve
+from tests.keygroups import reference
 
 A, B, C, D = "aa" * 32, "bb" * 32, "cc" * 32, "dd" * 32
 
@@ -105,6 +106,28 @@ def test_kg6_cuts_of_concurrent_removals_take_the_lowest() -> None:
     assert resolve(changes).cuts == {C: {0: 3, 1: 2}}
 
 
+def test_kg6_a_writer_lowered_to_read_keeps_writes_up_to_the_cut() -> None:
+    changes = [
+        create("g"),
+        add("1", A, B, Level.WRITE, "g"),
+        Change("2", A, Action.ADD, frozenset({"1"}), Member.key(B), Level.READ, {0: 4}),
+    ]
+    state = resolve(changes)
+    assert state.members[Member.key(B)] == Level.READ and state.cuts == {B: {0: 4}}
+
+
+def test_tips_are_what_a_new_change_follows() -> None:
+    changes = [
+        create("g"),
+        add("1", A, B, Level.MANAGE, "g"),
+        add("2", A, C, Level.READ, "1"),
+        add("3", B, D, Level.READ, "1"),
+    ]
+    state = resolve(changes)
+    assert state.tips == {"2", "3"}
+    assert state.status("2") is None and state.status("9") == "unknown change"
+
+
 KEYS = [A, B, C, D]
 
 
@@ -138,3 +161,30 @@ def test_three_replicas_in_any_order_agree(changes: list[Change], rng: random.Ra
             resolve(seen[-5:])  # partial views must not crash
         states.append(resolve(seen))
     assert states[0] == states[1] == states[2]
+
+
+@settings(max_examples=300, deadline=None)
+@given(histories())
+def test_resolution_equals_the_reference_implementation(changes: list[Change]) -> None:
+    assert resolve(changes) == reference.resolve(changes)
+
+
+@settings(max_examples=200, deadline=None)
+@given(histories(), st.randoms(use_true_random=False))
+def test_resolver_added_one_by_one_equals_a_fresh_resolution(changes: list[Change], rng: random.Random) -> None:
+    arrival = changes[:]
+    if rng.random() < 0.5:
+        rng.shuffle(arrival)  # else causal order: mostly the incremental path
+    resolver = Resolver()
+    for i, change in enumerate(arrival, 1):
+        assert resolver.add(change) == resolve(arrival[:i])
+
+
+def test_resolver_appends_a_sequential_history_without_re_resolving() -> None:
+    resolver = Resolver([create("g")])
+    previous = "g"
+    for i in range(50):
+        cid = f"n{i:02d}"
+        resolver.add(add(cid, A, KEYS[i % 4], Level.WRITE if i % 4 else Level.MANAGE, previous))
+        previous = cid
+    assert resolver.state == resolve(resolver._changes.values())
