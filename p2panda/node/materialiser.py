@@ -17,7 +17,8 @@ from p2panda.document import Document, build_document
 from p2panda.hash import Hash
 from p2panda.identity import PublicKey
 from p2panda.ids import DocumentId, DocumentViewId
-from p2panda.node.store import Store, StoredDocument
+from p2panda.node.policy import OperationStatus, Policy, Written, counted_operations
+from p2panda.node.store import Store, StoredDocument, StoredOperation
 from p2panda.operation import Operation, OperationAction, decode_operation
 from p2panda.operation.cbor import decode_single, encode_canonical
 from p2panda.operation.decode import check_fields
@@ -32,7 +33,7 @@ from p2panda.schema import (
     typed_value,
 )
 
-__all__ = ["Accepted", "Materialised", "SchemaRegistry", "load_document", "materialise"]
+__all__ = ["Accepted", "Materialised", "SchemaRegistry", "load_document", "materialise", "operation_status"]
 
 log = logging.getLogger(__name__)
 
@@ -77,15 +78,49 @@ class SchemaRegistry:
 
 
 def load_document(
-    store: Store, registry: SchemaRegistry, document_id: str, view_id: DocumentViewId | None = None
+    store: Store,
+    registry: SchemaRegistry,
+    document_id: str,
+    view_id: DocumentViewId | None = None,
+    policy: Policy | None = None,
 ) -> Document | None:
-    """Build a stored document (at `view_id` if given) with typed fields; None if absent."""
+    """Build a stored document (at `view_id` if given) with typed fields; None if absent.
+
+    With a policy that governs the document's schema, only counted operations build it (see `policy.py`):
+    None when its CREATE does not count, or when `view_id` names an operation that does not count.
+    """
     stored = store.operations_of_document(document_id)
     if not stored:
         return None
     schema = registry.get(stored[0].schema_id)
-    ops = [(Hash.from_hex(o.id), PublicKey.from_hex(o.public_key), decode_operation(o.payload)) for o in stored]
+    written = [_written(o) for o in stored]
+    if policy is not None and schema is not None and policy.governs(schema):
+        written, _ = counted_operations(policy, store, schema, written)
+        counted = {w.id for w in written}
+        if not written or (view_id is not None and any(tip.hex() not in counted for tip in view_id)):
+            return None
+    ops = [(Hash.from_hex(w.id), PublicKey.from_hex(w.public_key), w.operation) for w in written]
     return build_document(ops, view_id=view_id, schema=schema)
+
+
+def _written(o: StoredOperation) -> Written:
+    return Written(o.id, o.document_id, o.public_key, o.log_id, o.seq_num, decode_operation(o.payload))
+
+
+def operation_status(
+    store: Store, registry: SchemaRegistry, policy: Policy | None, operation_id: str
+) -> OperationStatus | None:
+    """Whether a stored operation counts, and why not; None for an operation this node does not hold."""
+    stored = store.operation(operation_id)
+    if stored is None:
+        return None
+    schema = registry.get(stored.schema_id)
+    reason = None
+    if policy is not None and schema is not None and policy.governs(schema):
+        written = [_written(o) for o in store.operations_of_document(stored.document_id)]
+        _, refused = counted_operations(policy, store, schema, written)
+        reason = refused.get(operation_id)
+    return OperationStatus(operation_id, stored.document_id, stored.schema_id, reason)
 
 
 def schema_of_definition(
@@ -151,16 +186,27 @@ class Materialised:
 
 
 def materialise(
-    store: Store, registry: SchemaRegistry, document_id: str, accepted: Accepted | None = None
+    store: Store,
+    registry: SchemaRegistry,
+    document_id: str,
+    accepted: Accepted | None = None,
+    policy: Policy | None = None,
 ) -> Materialised | None:
-    """Bring one document's stored current view up to date; None when the document has no operations.
+    """Bring one document's stored current view up to date; None when it has no operation that counts
+    (its current view, if any, is removed: M3).
 
-    `accepted` is the operation just stored for it, when known: it allows the incremental cases.
+    `accepted` is the operation just stored for it, when known: it allows the incremental cases, except
+    for schemas a policy governs (their documents are rebuilt from the operations that count).
     """
+    if accepted is not None and policy is not None:
+        schema = registry.get(str(accepted.operation.schema_id))
+        if schema is not None and policy.governs(schema):
+            accepted = None
     extended = None if accepted is None else _extend(store, document_id, accepted)
     if extended is None:
-        doc = load_document(store, registry, document_id)
+        doc = load_document(store, registry, document_id, policy=policy)
         if doc is None:
+            store.remove_document(document_id)
             return None
         stored = StoredDocument(
             id=doc.id.hex(),

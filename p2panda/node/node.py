@@ -25,7 +25,16 @@ from p2panda.node.bundle import BundleError, read_bundle
 from p2panda.node.changes import Changes, DocumentChanged, Subscription
 from p2panda.node.database import Database, default_database_url
 from p2panda.node.errors import ForkDetected, NodeError
-from p2panda.node.materialiser import Accepted, Materialised, SchemaRegistry, load_document, materialise, view_document
+from p2panda.node.materialiser import (
+    Accepted,
+    Materialised,
+    SchemaRegistry,
+    load_document,
+    materialise,
+    operation_status,
+    view_document,
+)
+from p2panda.node.policy import OperationStatus, Policy, Written
 from p2panda.node.publish import NextArgs, Published, document_of_view, next_args, publish
 from p2panda.node.store import Store
 from p2panda.schema import Schema
@@ -38,12 +47,14 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True, slots=True)
 class NodeConfig:
     """`allow_schema_ids`: application schemas this node stores and serves (None: any, as aquadoggo's
-    "*"); system schemas are always allowed. `bundles`: files of entries ingested at every start."""
+    "*"); system schemas are always allowed. `bundles`: files of entries ingested at every start.
+    `policy`: which operations count for the schemas it governs (see `policy.py`)."""
 
     data_dir: Path
     database_url: str | None = None
     allow_schema_ids: frozenset[str] | None = None
     bundles: tuple[Path, ...] = ()
+    policy: Policy | None = None
 
     @property
     def url(self) -> str:
@@ -59,6 +70,7 @@ class Node:
 
     def __init__(self, config: NodeConfig) -> None:
         self.config = config
+        self.policy = config.policy
         self.registry = SchemaRegistry(config.allow_schema_ids)
         self.changes = Changes()
         self._db: Database | None = None
@@ -124,7 +136,7 @@ class Node:
             schemas = []
             for document_id in store.tasks():
                 log.info("finishing materialisation of %s left by an earlier run", document_id)
-                done = materialise(store, self.registry, document_id)
+                done = materialise(store, self.registry, document_id, policy=self.policy)
                 store.finish_task(document_id)
                 if done is not None and done.schema is not None:
                     schemas.append(done.schema)
@@ -148,36 +160,55 @@ class Node:
         materialised, and a failed one leaves nothing.
         """
 
-        def transaction(conn: Connection) -> tuple[Published, Materialised]:
+        def transaction(conn: Connection) -> tuple[Published, list[tuple[str, Materialised | None]]]:
             store = Store(conn)
             published = publish(store, self.registry, entry, operation)
+            document_id = published.document_id.hex()
+            affected: list[str] = []
+            if self.policy is not None:
+                e = published.entry
+                written = Written(
+                    e.hash.hex(), document_id, e.public_key.hex(), e.log_id, e.seq_num, published.operation
+                )
+                affected = [d for d in self.policy.accepted(store, written) if d != document_id]
             accepted = Accepted(published.entry.hash, published.entry.public_key, published.operation)
-            done = materialise(store, self.registry, published.document_id.hex(), accepted)
-            assert done is not None  # the document has at least the operation just stored
+            done = [(document_id, materialise(store, self.registry, document_id, accepted, self.policy))]
+            done += [(d, materialise(store, self.registry, d, None, self.policy)) for d in affected]
             return published, done
 
         async with self._write_lock:
             try:
                 published, done = await self.db.write(transaction)
-            except ForkDetected as fork:
-                await self._record_fork(fork)
+            except BaseException as exc:
+                if self.policy is not None:
+                    self.policy.reset()
+                if isinstance(exc, ForkDetected):
+                    await self._record_fork(exc)
                 raise
-            if done.schema is not None:
-                self._add_schema(done.schema)
-            current = done.document
-            index = self._views.get(current.schema_id)
-            if index is not None:
-                index[current.id] = view_document(current, done.fields, self.registry.get(current.schema_id))
-        self.changes.publish(
-            DocumentChanged(
-                document_id=published.document_id,
-                schema_id=current.schema_id,
-                view_id=DocumentViewId.from_str(current.view_id),
-                operation_id=published.entry.hash,
-                public_key=published.entry.public_key,
-                is_deleted=current.is_deleted,
+            changed = []
+            for document_id, result in done:
+                if result is None:
+                    for index in self._views.values():
+                        index.pop(document_id, None)
+                    continue
+                if result.schema is not None:
+                    self._add_schema(result.schema)
+                current = result.document
+                views = self._views.get(current.schema_id)
+                if views is not None:
+                    views[current.id] = view_document(current, result.fields, self.registry.get(current.schema_id))
+                changed.append(current)
+        for current in changed:
+            self.changes.publish(
+                DocumentChanged(
+                    document_id=DocumentId.from_hex(current.id),
+                    schema_id=current.schema_id,
+                    view_id=DocumentViewId.from_str(current.view_id),
+                    operation_id=published.entry.hash,
+                    public_key=published.entry.public_key,
+                    is_deleted=current.is_deleted,
+                )
             )
-        )
         return published
 
     async def _record_fork(self, fork: ForkDetected) -> None:
@@ -195,7 +226,15 @@ class Node:
         return self.changes.subscribe(schema_ids)
 
     async def document(self, document_id: DocumentId) -> Document | None:
-        return await self.db.read(lambda conn: load_document(Store(conn), self.registry, document_id.hex()))
+        return await self.db.read(
+            lambda conn: load_document(Store(conn), self.registry, document_id.hex(), policy=self.policy)
+        )
+
+    async def operation_status(self, operation_id: Hash) -> OperationStatus | None:
+        """Whether a stored operation counts and, if not, why (None: this node does not hold it)."""
+        return await self.db.read(
+            lambda conn: operation_status(Store(conn), self.registry, self.policy, operation_id.hex())
+        )
 
     async def document_at(self, view_id: DocumentViewId) -> Document | None:
         def read(conn: Connection) -> Document | None:
@@ -204,7 +243,7 @@ class Node:
                 document_id = document_of_view(store, view_id)
             except NodeError:
                 return None
-            return load_document(store, self.registry, document_id, view_id)
+            return load_document(store, self.registry, document_id, view_id, self.policy)
 
         return await self.db.read(read)
 

@@ -33,6 +33,8 @@ class StoredOperation:
     public_key: str
     schema_id: str
     payload: bytes
+    log_id: int
+    seq_num: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +62,14 @@ _HAS_ENTRY = select(_e.hash).where(_e.hash == bindparam("hash"))
 _LOG_DOCUMENT = select(_l.document_id).where(_l.public_key == bindparam("pk"), _l.log_id == bindparam("log"))
 _LOG_FOR_DOCUMENT = select(_l.log_id).where(_l.public_key == bindparam("pk"), _l.document_id == bindparam("doc"))
 _MAX_LOG_ID = select(func.max(_l.log_id)).where(_l.public_key == bindparam("pk"))
-_OPERATIONS = select(_o.id, _o.document_id, _o.public_key, _o.schema_id, _e.payload).join(t.entries, _e.hash == _o.id)
+_OPERATIONS = select(_o.id, _o.document_id, _o.public_key, _o.schema_id, _e.payload, _e.log_id, _e.seq_num).join(
+    t.entries, _e.hash == _o.id
+)
+_f = t.operation_fields.c
+_OPERATIONS_WITH_FIELD = _OPERATIONS.join(t.operation_fields, _f.operation_id == _o.id).where(
+    _f.name == bindparam("name"), _f.value == bindparam("value")
+)
+_OPERATIONS_OF_SCHEMA_WITH_FIELD = _OPERATIONS_WITH_FIELD.where(_o.schema_id == bindparam("schema"))
 _OPERATION = _OPERATIONS.where(_o.id == bindparam("id"))
 _OPERATIONS_OF_DOCUMENT = _OPERATIONS.where(_o.document_id == bindparam("doc"))
 _DOCUMENT = select(t.documents).where(_d.id == bindparam("id"))
@@ -86,6 +95,10 @@ _FORK_PROOFS = select(
     t.fork_proofs.c.rejected_raw,
 ).order_by(t.fork_proofs.c.id)
 _TASK = select(t.materialiser_tasks.c.document_id).where(t.materialiser_tasks.c.document_id == bindparam("doc"))
+
+
+def _operation(row: Any) -> StoredOperation:
+    return StoredOperation(row.id, row.document_id, row.public_key, row.schema_id, row.payload, row.log_id, row.seq_num)
 
 
 def _document(row: Any) -> StoredDocument:
@@ -161,15 +174,20 @@ class Store:
 
     def operation(self, operation_id: str) -> StoredOperation | None:
         row = self.conn.execute(_OPERATION, {"id": operation_id}).first()
-        return (
-            None
-            if row is None
-            else StoredOperation(row.id, row.document_id, row.public_key, row.schema_id, row.payload)
-        )
+        return None if row is None else _operation(row)
 
     def operations_of_document(self, document_id: str) -> list[StoredOperation]:
-        rows = self.conn.execute(_OPERATIONS_OF_DOCUMENT, {"doc": document_id})
-        return [StoredOperation(r.id, r.document_id, r.public_key, r.schema_id, r.payload) for r in rows]
+        return [_operation(r) for r in self.conn.execute(_OPERATIONS_OF_DOCUMENT, {"doc": document_id})]
+
+    def operations_with_field(self, name: str, value: bytes, schema_id: str | None = None) -> list[StoredOperation]:
+        """Operations with a field `name` whose canonical CBOR value is `value` (of one schema, if given)."""
+        if schema_id is None:
+            rows = self.conn.execute(_OPERATIONS_WITH_FIELD, {"name": name, "value": value})
+        else:
+            rows = self.conn.execute(
+                _OPERATIONS_OF_SCHEMA_WITH_FIELD, {"name": name, "value": value, "schema": schema_id}
+            )
+        return [_operation(r) for r in rows]
 
     def insert_operation(
         self,
@@ -240,6 +258,11 @@ class Store:
                     "fields": fields,
                 },
             )
+
+    def remove_document(self, document_id: str) -> None:
+        """Drop a document's current view (its operations and older views stay): none of its operations
+        counts any more."""
+        self.conn.execute(delete(t.documents).where(_d.id == bindparam("doc")), {"doc": document_id})
 
     # --- materialiser tasks -----------------------------------------------------------------------
 

@@ -75,6 +75,7 @@ operation_fields = Table(
     Column("name", String(64), primary_key=True),
     Column("field_type", Text, nullable=False),
     Column("value", LargeBinary, nullable=False),  # canonical CBOR of the value
+    Index("ix_operation_fields_value", "name", "value"),
 )
 
 documents = Table(
