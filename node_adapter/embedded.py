@@ -3,22 +3,37 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 
+from keygroups.policy import KeyGroupPolicy
+from keygroups.schemas import BUNDLE_PATH, KEY_GROUP, MEMBERSHIP
 from node_adapter.errors import NodeUnavailable, PublishRefused, QueryRefused
 from node_adapter.interface import Changes, Node
 from node_adapter.types import DocumentView, Page, Query
 from p2panda.errors import P2PandaError
+from p2panda.hash import Hash
 from p2panda.identity import PublicKey
 from p2panda.ids import DocumentId, DocumentViewId
 from p2panda.node import Node as P2PandaNode
 from p2panda.node import NodeConfig
 from p2panda.node.changes import DocumentChanged, Subscription
+from p2panda.node.policy import OperationStatus
 from p2panda.node.publish import NextArgs
 from p2panda.node.query import QueryError, select_documents
 from p2panda.schema import Schema
 
-__all__ = ["EmbeddedNode"]
+__all__ = ["EmbeddedNode", "with_key_groups"]
+
+
+def with_key_groups(config: NodeConfig) -> NodeConfig:
+    """The config with the key-group policy and the key-group schemas' bundle (and, with an allow-list,
+    those schemas allowed)."""
+    allowed = config.allow_schema_ids
+    if allowed is not None:
+        allowed = allowed | {KEY_GROUP, MEMBERSHIP}
+    bundles = config.bundles if BUNDLE_PATH in config.bundles else (BUNDLE_PATH, *config.bundles)
+    return replace(config, policy=config.policy or KeyGroupPolicy(), bundles=bundles, allow_schema_ids=allowed)
 
 
 class _EmbeddedChanges(Changes):
@@ -40,7 +55,7 @@ class EmbeddedNode(Node):
             if data_dir is None:
                 raise ValueError("give a data directory or a NodeConfig")
             config = NodeConfig(data_dir)
-        self.node = P2PandaNode(config)
+        self.node = P2PandaNode(with_key_groups(config))
         self._started = False
 
     async def start(self) -> None:
@@ -100,3 +115,11 @@ class EmbeddedNode(Node):
     async def subscribe(self, schema_ids: frozenset[str] | None = None) -> Changes:
         self._check()
         return _EmbeddedChanges(self.node.subscribe(schema_ids))
+
+    async def operation_status(self, operation_id: Hash) -> OperationStatus | None:
+        self._check()
+        return await self.node.operation_status(operation_id)
+
+    async def log_heights(self, public_key: PublicKey) -> dict[int, int]:
+        self._check()
+        return await self.node.log_heights(public_key)

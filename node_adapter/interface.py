@@ -13,12 +13,14 @@ from types import TracebackType
 from typing import Any, Self
 
 from node_adapter.errors import PublishRefused, QueryRefused
+from node_adapter.key_groups import KeyGroupVerbs
 from node_adapter.types import DocumentView, Page, Query
 from p2panda.entry import sign_entry
 from p2panda.hash import Hash
 from p2panda.identity import KeyPair, PublicKey
 from p2panda.ids import DocumentId, DocumentViewId
 from p2panda.node.changes import DocumentChanged
+from p2panda.node.policy import OperationStatus
 from p2panda.node.publish import NextArgs
 from p2panda.operation import Operation, encode_operation
 from p2panda.operation.value import OperationValue, PinnedRelationList
@@ -48,8 +50,10 @@ class Changes(abc.ABC):
         await self.close()
 
 
-class Node(abc.ABC):
-    """An async p2panda node for applications. `async with` starts and stops it."""
+class Node(KeyGroupVerbs, abc.ABC):
+    """An async p2panda node for applications. `async with` starts and stops it. Key-group verbs
+    (`create_key_group`, `set_member`, `remove_member`, `key_group`, `why_not_counted`) come from
+    `key_groups.py`."""
 
     @abc.abstractmethod
     async def start(self) -> None: ...
@@ -98,6 +102,14 @@ class Node(abc.ABC):
     @abc.abstractmethod
     async def subscribe(self, schema_ids: frozenset[str] | None = None) -> Changes:
         """Changes from now on (live when this returns) to documents of the given schemas, or all."""
+
+    @abc.abstractmethod
+    async def operation_status(self, operation_id: Hash) -> OperationStatus | None:
+        """Whether an operation counts under the node's policy (None: the node does not hold it)."""
+
+    @abc.abstractmethod
+    async def log_heights(self, public_key: PublicKey) -> dict[int, int]:
+        """Log id -> highest seq num the node holds, for every log of an author."""
 
     # --- writing, built on next_args and publish ---------------------------------------------------
 

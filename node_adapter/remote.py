@@ -21,6 +21,7 @@ from p2panda.hash import Hash
 from p2panda.identity import PublicKey
 from p2panda.ids import DocumentId, DocumentViewId
 from p2panda.node.changes import DocumentChanged
+from p2panda.node.policy import OperationStatus
 from p2panda.node.publish import NextArgs
 from p2panda.operation.value import OperationValue, PinnedRelation, PinnedRelationList, Relation, RelationList
 from p2panda.schema import FieldKind, FieldType, Schema, SchemaId
@@ -238,3 +239,25 @@ class RemoteNode(Node):
         if message.get("type") != kind:
             await socket.close()
             raise NodeAdapterError(f"node at {self.url} answered {message.get('type')!r}, expected {kind!r}")
+
+    async def operation_status(self, operation_id: Hash) -> OperationStatus | None:
+        data = await self._graphql(
+            "query S($id: EntryHash!) { operationStatus(id: $id) { operationId documentId schemaId reason } }",
+            {"id": operation_id.hex()},
+        )
+        raw = data.get("operationStatus")
+        if raw is None:
+            return None
+        try:
+            return OperationStatus(raw["operationId"], raw["documentId"], raw["schemaId"], raw["reason"])
+        except (KeyError, TypeError) as exc:
+            raise NodeAdapterError(f"node at {self.url} sent a malformed operation status: {exc}") from exc
+
+    async def log_heights(self, public_key: PublicKey) -> dict[int, int]:
+        data = await self._graphql(
+            "query H($pk: PublicKey!) { logHeights(publicKey: $pk) { logId seqNum } }", {"pk": public_key.hex()}
+        )
+        try:
+            return {int(h["logId"]): int(h["seqNum"]) for h in data["logHeights"]}
+        except (KeyError, TypeError, ValueError) as exc:
+            raise NodeAdapterError(f"node at {self.url} sent malformed log heights: {exc}") from exc

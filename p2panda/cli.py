@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from p2panda.keystore import KeyStoreError, create_identity, default_data_dir, identity_path, load_identity
+from p2panda.node.node import NodeConfig
 
 __all__ = ["main"]
+
+if TYPE_CHECKING:
+    from p2panda.node.node import NodeConfig
+
+    Configure = Callable[[NodeConfig], NodeConfig]
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -38,7 +45,8 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, configure: Configure | None = None) -> int:
+    """`panda`; `configure` adapts the node config (the application layer plugs in its policy there)."""
     args = _parser().parse_args(argv)
     data_dir: Path = args.data_dir or default_data_dir()
     try:
@@ -51,14 +59,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(load_identity(data_dir).public_key.hex())
             return 0
         if args.command == "node":
-            return _run_node(args, data_dir)
+            return _run_node(args, data_dir, configure)
     except KeyStoreError as exc:
         print(f"panda: {exc}", file=sys.stderr)
         return 1
     return 2
 
 
-def _run_node(args: argparse.Namespace, data_dir: Path) -> int:
+def _run_node(args: argparse.Namespace, data_dir: Path, configure: Configure | None) -> int:
     import asyncio
     import logging
 
@@ -70,7 +78,7 @@ def _run_node(args: argparse.Namespace, data_dir: Path) -> int:
     )
     try:
         settings = load_settings(args.config, data_dir, args.database, args.http_port)
-        asyncio.run(run_node(settings))
+        asyncio.run(run_node(settings, configure))
     except NodeError as exc:
         print(f"panda node: {exc}", file=sys.stderr)
         return 1

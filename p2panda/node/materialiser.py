@@ -83,6 +83,8 @@ def load_document(
     document_id: str,
     view_id: DocumentViewId | None = None,
     policy: Policy | None = None,
+    *,
+    writing: bool = False,
 ) -> Document | None:
     """Build a stored document (at `view_id` if given) with typed fields; None if absent.
 
@@ -95,7 +97,7 @@ def load_document(
     schema = registry.get(stored[0].schema_id)
     written = [_written(o) for o in stored]
     if policy is not None and schema is not None and policy.governs(schema):
-        written, _ = counted_operations(policy, store, schema, written)
+        written, _ = counted_operations(policy, store, schema, written, writing=writing)
         counted = {w.id for w in written}
         if not written or (view_id is not None and any(tip.hex() not in counted for tip in view_id)):
             return None
@@ -204,7 +206,7 @@ def materialise(
             accepted = None
     extended = None if accepted is None else _extend(store, document_id, accepted)
     if extended is None:
-        doc = load_document(store, registry, document_id, policy=policy)
+        doc = load_document(store, registry, document_id, policy=policy, writing=True)
         if doc is None:
             store.remove_document(document_id)
             return None

@@ -230,6 +230,10 @@ class Node:
             lambda conn: load_document(Store(conn), self.registry, document_id.hex(), policy=self.policy)
         )
 
+    async def log_heights(self, public_key: PublicKey) -> dict[int, int]:
+        """Log id -> highest seq num this node holds, for every log of an author."""
+        return await self.db.read(lambda conn: Store(conn).log_heights(public_key.hex()))
+
     async def operation_status(self, operation_id: Hash) -> OperationStatus | None:
         """Whether a stored operation counts and, if not, why (None: this node does not hold it)."""
         return await self.db.read(

@@ -61,8 +61,12 @@ class Policy(Protocol):
     def governs(self, schema: Schema) -> bool:
         """Whether documents of this schema are materialised from counted operations only."""
 
-    def refusals(self, store: Store, schema: Schema, operations: Sequence[Written]) -> Mapping[str, str]:
-        """M1: among one document's operations, those that do not count, with why."""
+    def refusals(
+        self, store: Store, schema: Schema, operations: Sequence[Written], *, writing: bool
+    ) -> Mapping[str, str]:
+        """M1: among one document's operations, those that do not count, with why. `writing`: the store is
+        the writer's transaction (what the policy reads there may be cached; a reader's snapshot may be older
+        than what the policy has already seen)."""
 
     def accepted(self, store: Store, written: Written) -> Iterable[str]:
         """M4: ids of other documents to re-materialise now that `written` is stored (in this transaction)."""
@@ -72,10 +76,10 @@ class Policy(Protocol):
 
 
 def counted_operations(
-    policy: Policy, store: Store, schema: Schema, operations: Sequence[Written]
+    policy: Policy, store: Store, schema: Schema, operations: Sequence[Written], *, writing: bool = False
 ) -> tuple[list[Written], dict[str, str]]:
     """The operations that count (M1, M2) and why each other one does not."""
-    refused = dict(policy.refusals(store, schema, operations))
+    refused = dict(policy.refusals(store, schema, operations, writing=writing))
     by_id = {w.id: w for w in operations}
     waiting = {w.id: sum(1 for p in w.operation.previous or () if p.hex() in by_id) for w in operations}
     children: dict[str, list[str]] = {w.id: [] for w in operations}

@@ -11,6 +11,7 @@ import asyncio
 import logging
 import signal
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -64,12 +65,13 @@ def load_settings(
     )
 
 
-async def run_node(settings: NodeSettings) -> None:
+async def run_node(settings: NodeSettings, configure: Callable[[NodeConfig], NodeConfig] | None = None) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    node = Node(NodeConfig(settings.data_dir, settings.database_url, settings.allow_schema_ids, settings.bundles))
+    config = NodeConfig(settings.data_dir, settings.database_url, settings.allow_schema_ids, settings.bundles)
+    node = Node(configure(config) if configure is not None else config)
     await node.start()
     server = HttpServer(GraphQLApi(node), settings.http_host, settings.http_port)
     try:

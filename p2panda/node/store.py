@@ -61,6 +61,9 @@ _ENTRY_AT = select(*_ENTRY_COLUMNS).where(
 _HAS_ENTRY = select(_e.hash).where(_e.hash == bindparam("hash"))
 _LOG_DOCUMENT = select(_l.document_id).where(_l.public_key == bindparam("pk"), _l.log_id == bindparam("log"))
 _LOG_FOR_DOCUMENT = select(_l.log_id).where(_l.public_key == bindparam("pk"), _l.document_id == bindparam("doc"))
+_LOG_HEIGHTS = (
+    select(_e.log_id, func.max(_e.seq_num).label("seq_num")).where(_e.public_key == bindparam("pk")).group_by(_e.log_id)
+)
 _MAX_LOG_ID = select(func.max(_l.log_id)).where(_l.public_key == bindparam("pk"))
 _OPERATIONS = select(_o.id, _o.document_id, _o.public_key, _o.schema_id, _e.payload, _e.log_id, _e.seq_num).join(
     t.entries, _e.hash == _o.id
@@ -137,6 +140,10 @@ class Store:
     def max_log_id(self, public_key: str) -> int | None:
         value = self.conn.execute(_MAX_LOG_ID, {"pk": public_key}).scalar()
         return None if value is None else int(value)
+
+    def log_heights(self, public_key: str) -> dict[int, int]:
+        """Log id -> highest stored seq num, for every log of an author."""
+        return {int(r.log_id): int(r.seq_num) for r in self.conn.execute(_LOG_HEIGHTS, {"pk": public_key})}
 
     def insert_entry(
         self, entry_hash: str, public_key: str, log_id: int, seq_num: int, raw: bytes, payload: bytes

@@ -2,7 +2,8 @@
 
 Static: `nextArgs(publicKey, viewId)`, `publish(entry, operation)`. Per known schema S: `S(id | viewId)`
 and `all_S(filter, meta, orderBy, orderDirection, first, after)` with aquadoggo's filter operators.
-Filtering and ordering run over the materialised documents of S.
+Filtering and ordering run over the materialised documents of S. Ours besides: `operationStatus(id)`,
+`logHeights(publicKey)` and the `documentChanged(schemaIds)` subscription.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from graphql.validation import VariablesInAllowedPositionRule
 from p2panda.document import Document
 from p2panda.entry import PayloadMismatch
 from p2panda.errors import P2PandaError
+from p2panda.hash import Hash
 from p2panda.identity import PublicKey
 from p2panda.ids import DocumentId, DocumentViewId
 from p2panda.node.api.scalars import SCALARS
@@ -124,6 +126,25 @@ NEXT_ARGUMENTS = GraphQLObjectType(
     },
 )
 
+# Extensions of ours (aquadoggo has neither): why an operation does not count under the node's policy, and
+# how far this node holds each log of an author.
+OPERATION_STATUS = GraphQLObjectType(
+    "OperationStatus",
+    {
+        "operationId": GraphQLField(GraphQLNonNull(GraphQLString), resolve=lambda s, _: s.operation_id),
+        "documentId": GraphQLField(GraphQLNonNull(SCALARS["DocumentId"]), resolve=lambda s, _: s.document_id),
+        "schemaId": GraphQLField(GraphQLNonNull(GraphQLString), resolve=lambda s, _: s.schema_id),
+        "counted": GraphQLField(GraphQLNonNull(GraphQLBoolean), resolve=lambda s, _: s.counted),
+        "reason": GraphQLField(GraphQLString, resolve=lambda s, _: s.reason),
+    },
+)
+LOG_HEIGHT = GraphQLObjectType(
+    "LogHeight",
+    {
+        "logId": GraphQLField(GraphQLNonNull(SCALARS["LogId"]), resolve=lambda h, _: str(h[0])),
+        "seqNum": GraphQLField(GraphQLNonNull(SCALARS["SeqNum"]), resolve=lambda h, _: str(h[1])),
+    },
+)
 
 DOCUMENT_CHANGE = GraphQLObjectType(
     "DocumentChange",
@@ -302,7 +323,17 @@ class GraphQLApi:
                     "viewId": GraphQLArgument(SCALARS["DocumentViewId"]),
                 },
                 resolve=self._next_args,
-            )
+            ),
+            "operationStatus": GraphQLField(
+                OPERATION_STATUS,
+                args={"id": GraphQLArgument(GraphQLNonNull(SCALARS["EntryHash"]))},
+                resolve=self._operation_status,
+            ),
+            "logHeights": GraphQLField(
+                GraphQLNonNull(_list(LOG_HEIGHT)),
+                args={"publicKey": GraphQLArgument(GraphQLNonNull(SCALARS["PublicKey"]))},
+                resolve=self._log_heights,
+            ),
         }
         for schema in schemas:
             name = str(schema.id)
@@ -386,6 +417,13 @@ class GraphQLApi:
             return _next_args_json(await self.node.next_args(key, view))
         except P2PandaError as exc:
             raise GraphQLError(str(exc)) from exc
+
+    async def _operation_status(self, _root: Any, _info: Info, id: str) -> Any:
+        return await self.node.operation_status(_parse("operation id", id, Hash.from_hex))
+
+    async def _log_heights(self, _root: Any, _info: Info, publicKey: str) -> Any:
+        heights = await self.node.log_heights(_parse("public key", publicKey, PublicKey.from_hex))
+        return sorted(heights.items())
 
     async def _subscribe_changes(self, _root: Any, _info: Info, schemaIds: list[str] | None = None) -> Subscription:
         # Registered now, not on first iteration: a client that saw its subscription accepted sees

@@ -26,7 +26,7 @@ class PandaNode:
         self.log: list[str] = []
 
     def start(self) -> None:
-        args = [sys.executable, "-m", "p2panda.cli", "node", "--data-dir", str(self.data_dir), "--http-port", "0"]
+        args = [sys.executable, "-m", "node_adapter.cli", "node", "--data-dir", str(self.data_dir), "--http-port", "0"]
         if self.database_url:
             args += ["--database", self.database_url]
         self.proc = subprocess.Popen([*args, *self.extra], cwd=ROOT, stderr=subprocess.PIPE, text=True)
