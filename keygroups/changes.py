@@ -13,12 +13,21 @@ from keygroups.resolve import Action, Change, Level, Member
 from p2panda.ids import DocumentId
 from p2panda.operation.value import OperationValue, Relation
 
-__all__ = ["change_fields", "change_of", "genesis_of", "parse_member"]
+__all__ = ["change_fields", "change_of", "genesis_of", "parse_member", "relation_id"]
 
 _HEX64 = re.compile(r"[0-9a-f]{64}\Z")
 _ID = re.compile(r"0020[0-9a-f]{64}\Z")
 _CUT = re.compile(r"(0|[1-9][0-9]{0,19}):([1-9][0-9]{0,19})\Z")
 _LEVELS = {level.name.lower(): level for level in Level}
+
+
+def relation_id(value: OperationValue | None) -> str | None:
+    """The document id of a relation value, typed (`Relation`) or as decoded without a schema (bytes)."""
+    if isinstance(value, Relation):
+        return value.document_id.hex()
+    if isinstance(value, bytes) and len(value) == 34 and value[:2] == b"\x00\x20":
+        return value.hex()
+    return None
 
 
 def parse_member(text: str) -> Member:
@@ -43,8 +52,8 @@ def _str(fields: Mapping[str, OperationValue], name: str) -> str:
 
 def change_of(change_id: str, author: str, fields: Mapping[str, OperationValue]) -> tuple[str, Change]:
     """The key group id and the change a membership document's CREATE fields describe."""
-    group = fields.get("group")
-    if not isinstance(group, Relation):
+    group = relation_id(fields.get("group"))
+    if group is None:
         raise MalformedChange("field group is missing or not a relation")
     action_text = _str(fields, "action")
     try:
@@ -76,7 +85,7 @@ def change_of(change_id: str, author: str, fields: Mapping[str, OperationValue])
         if int(m[1]) in cuts:
             raise MalformedChange(f"cuts name log {m[1]} twice")
         cuts[int(m[1])] = int(m[2])
-    return group.document_id.hex(), Change(change_id, author, action, frozenset(previous), member, level, cuts)
+    return group, Change(change_id, author, action, frozenset(previous), member, level, cuts)
 
 
 def genesis_of(group_id: str, author: str) -> Change:

@@ -33,7 +33,7 @@ import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from keygroups.changes import change_of, genesis_of
+from keygroups.changes import change_of, genesis_of, relation_id
 from keygroups.errors import MalformedChange
 from keygroups.resolve import Change, GroupState, Level, Member, Resolver
 from keygroups.schemas import KEY_GROUP, MEMBERSHIP, OWNER_FIELD, is_permissioned
@@ -143,16 +143,15 @@ class KeyGroupPolicy:
                 if state is None or state.members.get(Member.key(w.public_key)) != Level.MANAGE:
                     refused[w.id] = f"P4: {w.public_key} does not manage key group {create.id}"
             return refused
-        owner = (create.operation.fields or {}).get(OWNER_FIELD)
-        assert isinstance(owner, Relation)  # the schema says so, and the node validated the operation
-        group_id = owner.document_id.hex()
+        group_id = relation_id((create.operation.fields or {}).get(OWNER_FIELD))
+        assert group_id is not None  # the schema says so, and the node validated the operation
         access = flatten(group_id, lambda g: self.state(store, g, writing=writing))
         for w in operations:
             if access is None:
                 refused[w.id] = f"P1: key group {group_id} is not known here"
                 continue
-            new_owner = (w.operation.fields or {}).get(OWNER_FIELD)
-            if new_owner is not None and new_owner != owner:
+            new_owner = relation_id((w.operation.fields or {}).get(OWNER_FIELD))
+            if new_owner is not None and new_owner != group_id:
                 refused[w.id] = f"P2: the owner of a document stays key group {group_id}"
                 continue
             reason = access.refusal(w.public_key, w.log_id, w.seq_num)
@@ -248,7 +247,7 @@ class KeyGroupPolicy:
             affected += [o.document_id for o in store.operations_with_field(OWNER_FIELD, cbor) if o.id == o.document_id]
             member = f"group:{gid}"
             for o in store.operations_with_field("member", encode_canonical(member), MEMBERSHIP):
-                parent = (decode_operation(o.payload).fields or {}).get("group")
-                if isinstance(parent, Relation):
-                    todo.append(parent.document_id.hex())
+                parent = relation_id((decode_operation(o.payload).fields or {}).get("group"))
+                if parent is not None:
+                    todo.append(parent)
         return affected
