@@ -40,6 +40,14 @@ def _parser() -> argparse.ArgumentParser:
     node.add_argument(
         "--http-port", type=int, default=None, help="GraphQL HTTP port (default 2020; 0 picks a free one)"
     )
+    node.add_argument(
+        "--replication-port", type=int, default=None, help="node-to-node port (default 2022; 0 picks a free one)"
+    )
+    node.add_argument(
+        "--peer", action="append", default=[], help="host:port or <node key>@host:port to replicate with (repeatable)"
+    )
+    node.add_argument("--network-key", help="64 hex digits: a private network (default: the public one)")
+    node.add_argument("--no-mdns", action="store_true", help="do not discover peers on the local network")
     node.add_argument("--config", type=Path, default=None, help="node.toml with database_url, http_port, http_host")
     node.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING, ...")
     return parser
@@ -77,7 +85,16 @@ def _run_node(args: argparse.Namespace, data_dir: Path, configure: Configure | N
         level=args.log_level.upper(), stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     try:
-        settings = load_settings(args.config, data_dir, args.database, args.http_port)
+        settings = load_settings(
+            args.config,
+            data_dir,
+            args.database,
+            args.http_port,
+            replication_port=args.replication_port,
+            peers=args.peer,
+            network_key=args.network_key,
+            mdns=False if args.no_mdns else None,
+        )
         asyncio.run(run_node(settings, configure))
     except NodeError as exc:
         print(f"panda node: {exc}", file=sys.stderr)

@@ -78,6 +78,8 @@ class Node:
         # Current views of every document of a queried schema, kept up to date by `publish`: collection
         # queries filter, sort and page these in memory (see `documents`).
         self._views: dict[str, dict[str, Document]] = {}
+        # Replication sessions watch accepted entries (public key, log id), counted or not.
+        self._entry_watchers: set[asyncio.Queue[tuple[str, int]]] = set()
 
     @property
     def db(self) -> Database:
@@ -198,6 +200,8 @@ class Node:
                 if views is not None:
                     views[current.id] = view_document(current, result.fields, self.registry.get(current.schema_id))
                 changed.append(current)
+        for watcher in self._entry_watchers:
+            watcher.put_nowait((published.entry.public_key.hex(), published.entry.log_id))
         for current in changed:
             self.changes.publish(
                 DocumentChanged(
@@ -220,6 +224,15 @@ class Node:
             )
         )
         log.warning("%s", fork)
+
+    def watch_entries(self) -> asyncio.Queue[tuple[str, int]]:
+        """A queue of (public key, log id) for every entry accepted from now on; `unwatch_entries` it."""
+        queue: asyncio.Queue[tuple[str, int]] = asyncio.Queue()
+        self._entry_watchers.add(queue)
+        return queue
+
+    def unwatch_entries(self, queue: asyncio.Queue[tuple[str, int]]) -> None:
+        self._entry_watchers.discard(queue)
 
     def subscribe(self, schema_ids: frozenset[str] | None = None) -> Subscription:
         """Changes to documents (of the given schemas, or all) from now on; see `changes.py`."""

@@ -64,6 +64,16 @@ _LOG_FOR_DOCUMENT = select(_l.log_id).where(_l.public_key == bindparam("pk"), _l
 _LOG_HEIGHTS = (
     select(_e.log_id, func.max(_e.seq_num).label("seq_num")).where(_e.public_key == bindparam("pk")).group_by(_e.log_id)
 )
+_ALL_LOG_HEIGHTS = (
+    select(_e.public_key, _e.log_id, func.max(_e.seq_num).label("seq_num"), _l.schema_id)
+    .join(t.logs, (_l.public_key == _e.public_key) & (_l.log_id == _e.log_id))
+    .group_by(_e.public_key, _e.log_id, _l.schema_id)
+)
+_ENTRIES_AFTER = (
+    select(_e.raw, _e.payload)
+    .where(_e.public_key == bindparam("pk"), _e.log_id == bindparam("log"), _e.seq_num > bindparam("seq"))
+    .order_by(_e.seq_num)
+)
 _MAX_LOG_ID = select(func.max(_l.log_id)).where(_l.public_key == bindparam("pk"))
 _OPERATIONS = select(_o.id, _o.document_id, _o.public_key, _o.schema_id, _e.payload, _e.log_id, _e.seq_num).join(
     t.entries, _e.hash == _o.id
@@ -144,6 +154,15 @@ class Store:
     def log_heights(self, public_key: str) -> dict[int, int]:
         """Log id -> highest stored seq num, for every log of an author."""
         return {int(r.log_id): int(r.seq_num) for r in self.conn.execute(_LOG_HEIGHTS, {"pk": public_key})}
+
+    def all_log_heights(self) -> list[tuple[str, int, int, str]]:
+        """(public key, log id, highest seq num, schema id) of every log this store holds."""
+        return [(r.public_key, int(r.log_id), int(r.seq_num), r.schema_id) for r in self.conn.execute(_ALL_LOG_HEIGHTS)]
+
+    def entries_after(self, public_key: str, log_id: int, seq_num: int) -> list[tuple[bytes, bytes]]:
+        """(entry, payload) of a log past `seq_num`, in log order."""
+        rows = self.conn.execute(_ENTRIES_AFTER, {"pk": public_key, "log": log_id, "seq": seq_num})
+        return [(r.raw, r.payload) for r in rows]
 
     def insert_entry(
         self, entry_hash: str, public_key: str, log_id: int, seq_num: int, raw: bytes, payload: bytes

@@ -23,10 +23,13 @@ class PandaNode:
         self.extra = extra or []
         self.proc: subprocess.Popen[str] | None = None
         self.url = ""
+        self.replication_port = 0
+        self.node_key = ""
         self.log: list[str] = []
 
     def start(self) -> None:
         args = [sys.executable, "-m", "node_adapter.cli", "node", "--data-dir", str(self.data_dir), "--http-port", "0"]
+        args += ["--replication-port", "0", "--no-mdns"]
         if self.database_url:
             args += ["--database", self.database_url]
         self.proc = subprocess.Popen([*args, *self.extra], cwd=ROOT, stderr=subprocess.PIPE, text=True)
@@ -37,6 +40,9 @@ class PandaNode:
             if not line:
                 break
             self.log.append(line)
+            replication = re.search(r"replication ready: port (\d+), node ([0-9a-f]{64})", line)
+            if replication:
+                self.replication_port, self.node_key = int(replication.group(1)), replication.group(2)
             match = re.search(r"node ready: (http://\S+)", line)
             if match:
                 self.url = match.group(1)

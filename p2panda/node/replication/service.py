@@ -1,0 +1,328 @@
+"""The replication service: listens for peers, dials static peers (with backoff), and runs one session per
+connection.
+
+A session (both sides the same, the dialling side speaks first): SyncRequest (dialler only) and Have
+(our log heights, split over several Have messages to fit frames and ended by an empty one) go out; when
+the peer's Have is complete, every entry it lacks goes out in log order, schema definitions' logs first
+(field definitions, then schema definitions, then the rest), then SyncDone with live mode on. From then on every entry this node accepts (published locally or ingested from any peer) is
+sent to the peer as it is accepted, so a chain A-B-C relays in milliseconds.
+
+Incoming entries go through `Node.publish`, the same validation as a local publish. Entries whose schema
+is not known yet, or whose log predecessor or previous operation has not arrived, wait in the session and
+are retried after every entry that is accepted. Entries that fail validation otherwise (forged, mutated,
+forks) are rejected: kept in `Replication.rejected` and logged; a fork also leaves the node's fork proof.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+import random
+from dataclasses import dataclass
+
+from p2panda.entry import decode_entry
+from p2panda.errors import P2PandaError
+from p2panda.hash import Hash
+from p2panda.identity import KeyPair, PublicKey
+from p2panda.node.errors import PreviousNotFound, SchemaNotAllowed, SchemaNotFound, SeqNumMismatch
+from p2panda.node.node import Node
+from p2panda.node.replication.messages import (
+    EntryMessage,
+    Have,
+    InvalidMessage,
+    SyncDone,
+    SyncRequest,
+    decode_message,
+    encode_message,
+    sort_target,
+)
+from p2panda.node.store import Store
+from p2panda.node.transport import (
+    DEFAULT_NETWORK_KEY,
+    MAX_FRAME,
+    Admit,
+    BoxStream,
+    HandshakeFailed,
+    StreamClosed,
+    accept,
+    connect,
+)
+from p2panda.schema import SchemaId, SystemSchema
+
+__all__ = ["Peer", "Rejected", "Replication", "ReplicationConfig"]
+
+log = logging.getLogger(__name__)
+
+_FIELD_DEFINITION = str(SchemaId.system_schema(SystemSchema.SCHEMA_FIELD_DEFINITION_V1))
+_SCHEMA_DEFINITION = str(SchemaId.system_schema(SystemSchema.SCHEMA_DEFINITION_V1))
+_LOGS_PER_HAVE = 2000
+_MAX_WAITING = 10_000
+_BACKOFF = (0.2, 30.0)
+
+
+@dataclass(frozen=True, slots=True)
+class Peer:
+    """A static peer: `host:port`, or `<node public key hex>@host:port` to insist on that node."""
+
+    host: str
+    port: int
+    public_key: PublicKey | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> Peer:
+        key_text, _, address = text.rpartition("@")
+        host, sep, port = address.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"peer {text!r} is not host:port or <public key>@host:port")
+        return cls(host.strip("[]"), int(port), PublicKey.from_hex(key_text) if key_text else None)
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicationConfig:
+    key_pair: KeyPair
+    host: str = "0.0.0.0"
+    port: int = 2022
+    network_key: bytes = DEFAULT_NETWORK_KEY
+    peers: tuple[Peer, ...] = ()
+    allow: frozenset[str] | None = None  # node keys (hex) allowed to connect; None: any
+    block: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    peer: str
+    entry_hash: str
+    reason: str
+
+
+def _rank(schema_id: str) -> int:
+    return 0 if schema_id == _FIELD_DEFINITION else 1 if schema_id == _SCHEMA_DEFINITION else 2
+
+
+class Replication:
+    """Replication of one node with its peers. `await start()`, `await stop()`."""
+
+    def __init__(self, node: Node, config: ReplicationConfig) -> None:
+        self.node = node
+        self.config = config
+        self.admit = Admit(config.allow, config.block)
+        self.rejected: collections.deque[Rejected] = collections.deque(maxlen=1000)
+        self.connected: set[str] = set()  # node keys with a running session
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            raise RuntimeError("replication is not started")
+        return int(self._server.sockets[0].getsockname()[1])
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._accepted, self.config.host, self.config.port)
+        for peer in self.config.peers:
+            self.dial(peer)
+
+    def dial(self, peer: Peer) -> None:
+        """Keep a session with `peer`, reconnecting with backoff."""
+        self._spawn(self._dial_loop(peer))
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if self._server is not None:
+            await self._server.wait_closed()
+            self._server = None
+
+    def _spawn(self, coroutine: object) -> None:
+        task = asyncio.ensure_future(coroutine)  # type: ignore[call-overload]
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _accepted(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        try:
+            stream = await accept(reader, writer, self.config.key_pair, self.config.network_key, self.admit)
+        except (HandshakeFailed, TimeoutError, ConnectionError) as exc:
+            log.info("refused a connection from %s: %s", writer.get_extra_info("peername"), exc)
+            writer.close()
+            return
+        await self._session(stream, initiator=False)
+
+    async def _dial_loop(self, peer: Peer) -> None:
+        delay = _BACKOFF[0]
+        while True:
+            try:
+                reader, writer = await asyncio.open_connection(peer.host, peer.port)
+            except OSError as exc:
+                log.debug("cannot reach %s: %s", peer, exc)
+            else:
+                try:
+                    stream = await connect(
+                        reader, writer, self.config.key_pair, self.config.network_key, peer.public_key
+                    )
+                except (HandshakeFailed, TimeoutError, ConnectionError) as exc:
+                    log.warning("handshake with %s failed: %s", peer, exc)
+                    writer.close()
+                else:
+                    if self.admit(stream.peer):
+                        delay = _BACKOFF[0]
+                        await self._session(stream, initiator=True)
+                    else:
+                        log.warning("%s is node %s, which is not admitted", peer, stream.peer.hex())
+                        await stream.close()
+            await asyncio.sleep(delay * (0.5 + random.random()))
+            delay = min(delay * 2, _BACKOFF[1])
+
+    async def _session(self, stream: BoxStream, *, initiator: bool) -> None:
+        peer = stream.peer.hex()
+        if stream.peer == self.config.key_pair.public_key:
+            await stream.close()
+            return
+        log.info("replicating with %s", peer)
+        self.connected.add(peer)
+        session = _Session(self, stream, initiator)
+        try:
+            await session.run()
+        except (StreamClosed, ConnectionError) as exc:
+            log.info("session with %s ended: %s", peer, exc)
+        except InvalidMessage as exc:
+            log.warning("%s sent an invalid message: %s", peer, exc)
+        finally:
+            self.connected.discard(peer)
+            self.node.unwatch_entries(session.watch)
+            await stream.close()
+
+
+class _Session:
+    def __init__(self, replication: Replication, stream: BoxStream, initiator: bool) -> None:
+        self.replication = replication
+        self.node = replication.node
+        self.stream = stream
+        self.initiator = initiator
+        self.peer_heights: dict[tuple[str, int], int] = {}
+        self.have_done = asyncio.Event()
+        self.watch = self.node.watch_entries()  # before our Have: nothing accepted after it is missed
+        self.waiting: collections.OrderedDict[str, tuple[bytes, bytes]] = collections.OrderedDict()
+
+    async def run(self) -> None:
+        receiving = asyncio.ensure_future(self._receive())
+        try:
+            await self._send()
+        finally:
+            receiving.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await receiving
+
+    async def _send(self) -> None:
+        heights = await self.node.db.read(lambda conn: Store(conn).all_log_heights())
+        if self.initiator:
+            target = sort_target({str(s.id) for s in self.node.registry.all()})
+            await self._message(SyncRequest(0, 0, target))
+        by_author: dict[str, list[tuple[int, int]]] = {}
+        for public_key, log_id, seq_num, _ in heights:
+            by_author.setdefault(public_key, []).append((log_id, seq_num))
+        chunk: list[tuple[bytes, tuple[tuple[int, int], ...]]] = []
+        count = 0
+        for public_key, logs in sorted(by_author.items()):
+            chunk.append((bytes.fromhex(public_key), tuple(sorted(logs))))
+            count += len(logs)
+            if count >= _LOGS_PER_HAVE:
+                await self._message(Have(0, tuple(chunk)))
+                chunk, count = [], 0
+        if chunk:
+            await self._message(Have(0, tuple(chunk)))
+        await self._message(Have(0, ()))  # an empty Have ends ours (a Have is split to fit frames)
+        await self.have_done.wait()
+        for public_key, log_id, _, _ in sorted(heights, key=lambda h: (_rank(h[3]), h[0], h[1])):
+            await self._send_log(public_key, log_id)
+        await self._message(SyncDone(0, True))
+        # Live mode.
+        while True:
+            public_key, log_id = await self.watch.get()
+            await self._send_log(public_key, log_id)
+
+    async def _send_log(self, public_key: str, log_id: int) -> None:
+        have = self.peer_heights.get((public_key, log_id), 0)
+        entries = await self.node.db.read(lambda conn: Store(conn).entries_after(public_key, log_id, have))
+        for raw, payload in entries:
+            if len(raw) + len(payload) + 16 > MAX_FRAME:
+                log.warning("entry %s is too large for one frame; not replicated", Hash.of(raw).hex())
+                return  # the log's later entries would wait on it at the peer anyway
+            await self._message(EntryMessage(0, raw, payload))
+            have += 1
+            self.peer_heights[(public_key, log_id)] = have
+
+    async def _message(self, message: object) -> None:
+        await self.stream.send(encode_message(message))  # type: ignore[arg-type]
+
+    async def _receive(self) -> None:
+        peer = self.stream.peer.hex()
+        while True:
+            message = decode_message(await self.stream.receive())
+            if isinstance(message, Have):
+                if not message.heights:
+                    self.have_done.set()
+                for public_key, logs in message.heights:
+                    for log_id, seq_num in logs:
+                        key = (public_key.hex(), log_id)
+                        self.peer_heights[key] = max(seq_num, self.peer_heights.get(key, 0))
+            elif isinstance(message, EntryMessage):
+                await self._ingest(peer, message.entry, message.operation)
+            elif isinstance(message, SyncRequest) and self.initiator:
+                raise InvalidMessage("a sync request from the side that was dialled")
+
+    async def _ingest(self, peer: str, raw: bytes, payload: bytes) -> None:
+        try:
+            entry = decode_entry(raw)
+        except P2PandaError as exc:
+            self._reject(peer, Hash.of(raw).hex(), str(exc))
+            return
+        key = (entry.public_key.hex(), entry.log_id)
+        self.peer_heights[key] = max(entry.seq_num, self.peer_heights.get(key, 0))
+        if await self._publish(peer, entry.hash.hex(), raw, payload):
+            await self._retry_waiting(peer)
+
+    async def _publish(self, peer: str, entry_hash: str, raw: bytes, payload: bytes) -> bool:
+        """True when the entry was accepted; waits or rejects it otherwise."""
+        try:
+            await self.node.publish(raw, payload)
+            return True
+        except (SchemaNotFound, PreviousNotFound, SeqNumMismatch) as exc:
+            if await self.node.db.read(lambda conn: Store(conn).has_entry(entry_hash)):
+                return False  # we had it already
+            self.waiting[entry_hash] = (raw, payload)
+            if len(self.waiting) > _MAX_WAITING:
+                self.waiting.popitem(last=False)  # the peer sends it again on the next sync
+            log.debug("entry %s from %s waits: %s", entry_hash, peer, exc)
+            return False
+        except SchemaNotAllowed:
+            return False
+        except P2PandaError as exc:
+            self._reject(peer, entry_hash, str(exc))
+            return False
+
+    async def _retry_waiting(self, peer: str) -> None:
+        progress = True
+        while progress and self.waiting:
+            progress = False
+            for entry_hash, (raw, payload) in list(self.waiting.items()):
+                self.waiting.pop(entry_hash, None)
+                if await self._publish(peer, entry_hash, raw, payload):
+                    progress = True
+
+    def _reject(self, peer: str, entry_hash: str, reason: str) -> None:
+        log.warning("rejected entry %s from %s: %s", entry_hash, peer, reason)
+        self.replication.rejected.append(Rejected(peer, entry_hash, reason))
