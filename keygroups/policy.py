@@ -191,13 +191,6 @@ class KeyGroupPolicy:
                 self._groups[group_id] = group
         return group.resolver.state
 
-    def malformed(self, store: Store, group_id: str) -> Mapping[str, str]:
-        """Membership documents of a group that do not parse, with why."""
-        with self._lock:
-            cached = self._groups.get(group_id)
-        group = cached if cached is not None else self._load(store, group_id)
-        return {} if group is None else dict(group.malformed)
-
     def _load(self, store: Store, group_id: str) -> _Group | None:
         genesis = next(
             (o for o in store.operations_of_document(group_id) if o.id == group_id and o.schema_id == KEY_GROUP),
@@ -238,7 +231,7 @@ class KeyGroupPolicy:
         affected: list[str] = []
         seen: set[str] = set()
         todo = [group_id]
-        while todo and len(seen) <= 1 + MAX_DEPTH * 64:
+        while todo:
             gid = todo.pop()
             if gid in seen:
                 continue

@@ -20,6 +20,7 @@ import collections
 import contextlib
 import logging
 import random
+from collections.abc import Coroutine
 from dataclasses import dataclass
 
 from p2panda.entry import decode_entry
@@ -32,6 +33,7 @@ from p2panda.node.replication.messages import (
     EntryMessage,
     Have,
     InvalidMessage,
+    Message,
     SyncDone,
     SyncRequest,
     decode_message,
@@ -143,8 +145,8 @@ class Replication:
             await self._server.wait_closed()
             self._server = None
 
-    def _spawn(self, coroutine: object) -> None:
-        task = asyncio.ensure_future(coroutine)  # type: ignore[call-overload]
+    def _spawn(self, coroutine: Coroutine[object, object, None]) -> None:
+        task = asyncio.ensure_future(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -265,8 +267,8 @@ class _Session:
             have += 1
             self.peer_heights[(public_key, log_id)] = have
 
-    async def _message(self, message: object) -> None:
-        await self.stream.send(encode_message(message))  # type: ignore[arg-type]
+    async def _message(self, message: Message) -> None:
+        await self.stream.send(encode_message(message))
 
     async def _receive(self) -> None:
         peer = self.stream.peer.hex()
