@@ -4,6 +4,7 @@
 """
 
 from p2panda.node.errors import (
+    AlreadyStored,
     DocumentDeleted,
     DocumentNotFound,
     ForkDetected,
@@ -29,6 +30,7 @@ __all__ = [
     "NodeError",
     "PublishError",
     "SeqNumMismatch",
+    "AlreadyStored",
     "LinkMismatch",
     "ForkDetected",
     "SchemaNotFound",

@@ -32,6 +32,10 @@ class SeqNumMismatch(PublishError):
     """P1: the sequence number is not the next one of its log."""
 
 
+class AlreadyStored(SeqNumMismatch):
+    """P1: this very entry is stored already (a repeat, not a fork)."""
+
+
 class LinkMismatch(PublishError):
     """P2: a backlink or skiplink does not name the stored entry it must."""
 

@@ -70,6 +70,11 @@ class SchemaRegistry:
         self._schemas[key] = schema
         return new
 
+    def discard(self, schema_id: str) -> None:
+        """Forget a schema whose definition was rolled back."""
+        if schema_id not in _SYSTEM_IDS:
+            self._schemas.pop(schema_id, None)
+
     def load(self, store: Store) -> None:
         for doc in store.documents_of_schema(str(SCHEMA_DEFINITION)):
             schema = schema_of_definition(store, self, doc.id, None)

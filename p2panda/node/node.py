@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from p2panda.errors import P2PandaError
 from p2panda.hash import Hash
 from p2panda.identity import PublicKey
 from p2panda.ids import DocumentId, DocumentViewId
+from p2panda.node.batch import BatchStore
 from p2panda.node.bundle import BundleError, read_bundle
 from p2panda.node.changes import Changes, DocumentChanged, Subscription
 from p2panda.node.database import Database, default_database_url
@@ -36,7 +38,7 @@ from p2panda.node.materialiser import (
 )
 from p2panda.node.policy import OperationStatus, Policy, Written
 from p2panda.node.publish import NextArgs, Published, document_of_view, next_args, publish
-from p2panda.node.store import Store
+from p2panda.node.store import Store, StoredDocument
 from p2panda.schema import Schema
 
 __all__ = ["Node", "NodeConfig"]
@@ -59,6 +61,13 @@ class NodeConfig:
     @property
     def url(self) -> str:
         return self.database_url or default_database_url(self.data_dir)
+
+
+_Done = tuple[str, "Materialised | None"]
+
+
+class _BatchBroken(Exception):
+    """A step failed after it had written to the batch: the batch is rolled back and redone entry by entry."""
 
 
 def _has_entry(entry_hash: str, conn: Connection) -> bool:
@@ -155,51 +164,137 @@ class Node:
     async def next_args(self, public_key: PublicKey, view_id: DocumentViewId | None = None) -> NextArgs:
         return await self.db.read(lambda conn: next_args(Store(conn), public_key, view_id))
 
+    def _store(self, store: Store, entry: bytes, operation: bytes) -> tuple[Published, list[_Done]]:
+        """Validate and store one entry and materialise what it changes, inside the caller's transaction.
+        Every check comes before the first write (see `publish.py`)."""
+        published = publish(store, self.registry, entry, operation)
+        document_id = published.document_id.hex()
+        affected: list[str] = []
+        if self.policy is not None:
+            e = published.entry
+            written = Written(e.hash.hex(), document_id, e.public_key.hex(), e.log_id, e.seq_num, published.operation)
+            affected = [d for d in self.policy.accepted(store, written) if d != document_id]
+        accepted = Accepted(published.entry.hash, published.entry.public_key, published.operation)
+        done = [(document_id, materialise(store, self.registry, document_id, accepted, self.policy))]
+        done += [(d, materialise(store, self.registry, d, None, self.policy)) for d in affected]
+        return published, done
+
     async def publish(self, entry: bytes, operation: bytes) -> Published:
         """Validate and store an entry with its operation; returns what was stored and the next args.
 
         Storing and materialising happen in one transaction: an acknowledged operation is always
         materialised, and a failed one leaves nothing.
         """
-
-        def transaction(conn: Connection) -> tuple[Published, list[tuple[str, Materialised | None]]]:
-            store = Store(conn)
-            published = publish(store, self.registry, entry, operation)
-            document_id = published.document_id.hex()
-            affected: list[str] = []
-            if self.policy is not None:
-                e = published.entry
-                written = Written(
-                    e.hash.hex(), document_id, e.public_key.hex(), e.log_id, e.seq_num, published.operation
-                )
-                affected = [d for d in self.policy.accepted(store, written) if d != document_id]
-            accepted = Accepted(published.entry.hash, published.entry.public_key, published.operation)
-            done = [(document_id, materialise(store, self.registry, document_id, accepted, self.policy))]
-            done += [(d, materialise(store, self.registry, d, None, self.policy)) for d in affected]
-            return published, done
-
         async with self._write_lock:
             try:
-                published, done = await self.db.write(transaction)
+                published, done = await self.db.write(lambda conn: self._store(Store(conn), entry, operation))
             except BaseException as exc:
                 if self.policy is not None:
                     self.policy.reset()
                 if isinstance(exc, ForkDetected):
                     await self._record_fork(exc)
                 raise
-            changed = []
-            for document_id, result in done:
-                if result is None:
-                    for index in self._views.values():
-                        index.pop(document_id, None)
-                    continue
-                if result.schema is not None:
-                    self._add_schema(result.schema)
-                current = result.document
-                views = self._views.get(current.schema_id)
-                if views is not None:
-                    views[current.id] = view_document(current, result.fields, self.registry.get(current.schema_id))
-                changed.append(current)
+            changed = self._committed(done)
+        self._announce(published, changed)
+        return published
+
+    async def ingest(self, pairs: Sequence[tuple[bytes, bytes]]) -> list[Published | P2PandaError]:
+        """Validate and store a batch of entries in one transaction (replication's path).
+
+        Each entry is validated exactly as by `publish`, in order, so an entry may build on an earlier
+        one of the same batch. A refused entry is left out and its error takes its place in the result;
+        it holds back nothing else. A fork is refused and its proof recorded in the same transaction.
+        """
+        if not pairs:
+            return []
+
+        def transaction(conn: Connection) -> tuple[list[Published | P2PandaError], list[list[_Done]]]:
+            store = BatchStore(conn)
+            outcomes: list[Published | P2PandaError] = []
+            done_all: list[list[_Done]] = []
+            added: list[str] = []
+            try:
+                for entry, operation in pairs:
+                    writes = store.writes
+                    try:
+                        published, done = self._store(store, entry, operation)
+                    except P2PandaError as exc:
+                        if store.writes != writes:
+                            raise _BatchBroken from exc
+                        if isinstance(exc, ForkDetected):
+                            rejected = exc.entry
+                            assert isinstance(rejected, Entry)
+                            store.insert_fork_proof(
+                                rejected.public_key.hex(),
+                                rejected.log_id,
+                                rejected.seq_num,
+                                exc.kept_hash,
+                                rejected.raw,
+                            )
+                            log.warning("%s", exc)
+                        outcomes.append(exc)
+                        continue
+                    # Later entries of the batch may be of a schema defined by this one.
+                    for _, result in done:
+                        if result is not None and result.schema is not None and self.registry.add(result.schema):
+                            added.append(str(result.schema.id))
+                    outcomes.append(published)
+                    done_all.append(done)
+                store.flush()
+            except BaseException:
+                for schema_id in added:
+                    self.registry.discard(schema_id)
+                raise
+            return outcomes, done_all
+
+        async with self._write_lock:
+            try:
+                outcomes, done_all = await self.db.write(transaction)
+            except _BatchBroken:
+                outcomes = []  # a step failed after writing: take the entries one transaction each
+            except BaseException:
+                if self.policy is not None:
+                    self.policy.reset()
+                raise
+            else:
+                announced = [(p, self._committed(d)) for p, d in zip(self._published(outcomes), done_all, strict=True)]
+        if not outcomes:
+            if self.policy is not None:
+                self.policy.reset()
+            return [await self._publish_or_error(entry, operation) for entry, operation in pairs]
+        for published, changed in announced:
+            self._announce(published, changed)
+        return outcomes
+
+    @staticmethod
+    def _published(outcomes: list[Published | P2PandaError]) -> list[Published]:
+        return [o for o in outcomes if isinstance(o, Published)]
+
+    async def _publish_or_error(self, entry: bytes, operation: bytes) -> Published | P2PandaError:
+        try:
+            return await self.publish(entry, operation)
+        except P2PandaError as exc:
+            return exc
+
+    def _committed(self, done: list[_Done]) -> list[StoredDocument]:
+        """Bring the in-memory views and the schema registry up to date after a commit; returns the
+        documents whose current view changed."""
+        changed = []
+        for document_id, result in done:
+            if result is None:
+                for index in self._views.values():
+                    index.pop(document_id, None)
+                continue
+            if result.schema is not None:
+                self._add_schema(result.schema)
+            current = result.document
+            views = self._views.get(current.schema_id)
+            if views is not None:
+                views[current.id] = view_document(current, result.fields, self.registry.get(current.schema_id))
+            changed.append(current)
+        return changed
+
+    def _announce(self, published: Published, changed: list[StoredDocument]) -> None:
         for watcher in self._entry_watchers:
             watcher.put_nowait((published.entry.public_key.hex(), published.entry.log_id))
         for current in changed:
@@ -213,7 +308,6 @@ class Node:
                     is_deleted=current.is_deleted,
                 )
             )
-        return published
 
     async def _record_fork(self, fork: ForkDetected) -> None:
         rejected = fork.entry

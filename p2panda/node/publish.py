@@ -27,6 +27,7 @@ from p2panda.hash import Hash
 from p2panda.identity import PublicKey
 from p2panda.ids import DocumentId, DocumentViewId
 from p2panda.node.errors import (
+    AlreadyStored,
     DocumentDeleted,
     DocumentNotFound,
     ForkDetected,
@@ -127,7 +128,7 @@ def check_seq_num(store: Store, entry: Entry) -> None:  # P1
     if latest is not None and entry.seq_num <= latest.seq_num:
         stored = store.entry_at(key, entry.log_id, entry.seq_num)
         if stored is not None and stored.hash == entry.hash.hex():
-            raise SeqNumMismatch(f"entry {entry.hash.hex()} is already stored")
+            raise AlreadyStored(f"entry {entry.hash.hex()} is already stored")
         if stored is not None:
             raise ForkDetected(
                 f"fork: {key} log {entry.log_id} seq num {entry.seq_num} already holds {stored.hash}, "

@@ -7,9 +7,11 @@ the peer's Have is complete, every entry it lacks goes out in log order, schema 
 (field definitions, then schema definitions, then the rest), then SyncDone with live mode on. From then on every entry this node accepts (published locally or ingested from any peer) is
 sent to the peer as it is accepted, so a chain A-B-C relays in milliseconds.
 
-Incoming entries go through `Node.publish`, the same validation as a local publish. Entries whose schema
-is not known yet, or whose log predecessor or previous operation has not arrived, wait in the session and
-are retried after every entry that is accepted. Entries that fail validation otherwise (forged, mutated,
+Incoming entries go through `Node.ingest`, the same validation as a local publish, in batches: whatever
+arrived while the previous batch was being stored becomes the next batch, one transaction each (a burst
+of a sync becomes batches of up to 1 000, a live message a batch of one). Entries whose schema is not
+known yet, or whose log predecessor or previous operation has not arrived, wait in the session and are
+retried after every batch that accepted something. Entries that fail validation otherwise (forged, mutated,
 forks) are rejected: kept in `Replication.rejected` and logged; a fork also leaves the node's fork proof.
 """
 
@@ -23,12 +25,11 @@ import random
 from collections.abc import Coroutine
 from dataclasses import dataclass
 
-from p2panda.entry import decode_entry
-from p2panda.errors import P2PandaError
 from p2panda.hash import Hash
 from p2panda.identity import KeyPair, PublicKey
-from p2panda.node.errors import PreviousNotFound, SchemaNotAllowed, SchemaNotFound, SeqNumMismatch
+from p2panda.node.errors import AlreadyStored, PreviousNotFound, SchemaNotAllowed, SchemaNotFound, SeqNumMismatch
 from p2panda.node.node import Node
+from p2panda.node.publish import Published
 from p2panda.node.replication.messages import (
     EntryMessage,
     Have,
@@ -61,6 +62,8 @@ _FIELD_DEFINITION = str(SchemaId.system_schema(SystemSchema.SCHEMA_FIELD_DEFINIT
 _SCHEMA_DEFINITION = str(SchemaId.system_schema(SystemSchema.SCHEMA_DEFINITION_V1))
 _LOGS_PER_HAVE = 2000
 _MAX_WAITING = 10_000
+_MAX_INBOX = 5_000
+_BATCH = 1_000
 _BACKOFF = (0.2, 30.0)
 
 
@@ -218,6 +221,9 @@ class _Session:
         self.have_done = asyncio.Event()
         self.watch = self.node.watch_entries()  # before our Have: nothing accepted after it is missed
         self.waiting: collections.OrderedDict[str, tuple[bytes, bytes]] = collections.OrderedDict()
+        self.inbox: collections.deque[tuple[bytes, bytes]] = collections.deque()
+        self.arrived = asyncio.Event()
+        self.drained = asyncio.Event()
 
     async def run(self) -> None:
         receiving = asyncio.ensure_future(self._receive())
@@ -271,60 +277,75 @@ class _Session:
         await self.stream.send(encode_message(message))
 
     async def _receive(self) -> None:
-        peer = self.stream.peer.hex()
+        ingesting = asyncio.ensure_future(self._ingester())
+        try:
+            while True:
+                message = decode_message(await self.stream.receive())
+                if isinstance(message, Have):
+                    if not message.heights:
+                        self.have_done.set()
+                    for public_key, logs in message.heights:
+                        for log_id, seq_num in logs:
+                            key = (public_key.hex(), log_id)
+                            self.peer_heights[key] = max(seq_num, self.peer_heights.get(key, 0))
+                elif isinstance(message, EntryMessage):
+                    self.inbox.append((message.entry, message.operation))
+                    self.arrived.set()
+                    if len(self.inbox) >= _MAX_INBOX:
+                        # Back-pressure: stop reading (TCP then slows the peer) until the ingester catches up.
+                        self.drained.clear()
+                        await self.drained.wait()
+                elif isinstance(message, SyncRequest) and self.initiator:
+                    raise InvalidMessage("a sync request from the side that was dialled")
+                if ingesting.done():
+                    ingesting.result()  # the ingester failed: end the session with its error
+        finally:
+            ingesting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await ingesting
+
+    async def _ingester(self) -> None:
+        """Ingests what arrived since the last batch, in one transaction: a burst becomes a few large
+        batches, a live message a batch of one."""
         while True:
-            message = decode_message(await self.stream.receive())
-            if isinstance(message, Have):
-                if not message.heights:
-                    self.have_done.set()
-                for public_key, logs in message.heights:
-                    for log_id, seq_num in logs:
-                        key = (public_key.hex(), log_id)
-                        self.peer_heights[key] = max(seq_num, self.peer_heights.get(key, 0))
-            elif isinstance(message, EntryMessage):
-                await self._ingest(peer, message.entry, message.operation)
-            elif isinstance(message, SyncRequest) and self.initiator:
-                raise InvalidMessage("a sync request from the side that was dialled")
+            await self.arrived.wait()
+            self.arrived.clear()
+            while self.inbox:
+                batch = [self.inbox.popleft() for _ in range(min(len(self.inbox), _BATCH))]
+                self.drained.set()
+                if await self._ingest(batch):
+                    await self._retry_waiting()
 
-    async def _ingest(self, peer: str, raw: bytes, payload: bytes) -> None:
-        try:
-            entry = decode_entry(raw)
-        except P2PandaError as exc:
-            self._reject(peer, Hash.of(raw).hex(), str(exc))
-            return
-        key = (entry.public_key.hex(), entry.log_id)
-        self.peer_heights[key] = max(entry.seq_num, self.peer_heights.get(key, 0))
-        if await self._publish(peer, entry.hash.hex(), raw, payload):
-            await self._retry_waiting(peer)
+    async def _ingest(self, batch: list[tuple[bytes, bytes]]) -> bool:
+        """Ingest a batch; entries that cannot be validated yet wait, the others that fail are rejected.
+        True when any entry was accepted."""
+        outcomes = await self.node.ingest(batch)
+        accepted = False
+        for (raw, payload), outcome in zip(batch, outcomes, strict=True):
+            if isinstance(outcome, Published):
+                entry = outcome.entry
+                key = (entry.public_key.hex(), entry.log_id)
+                self.peer_heights[key] = max(entry.seq_num, self.peer_heights.get(key, 0))
+                accepted = True
+            elif isinstance(outcome, AlreadyStored):
+                continue
+            elif isinstance(outcome, (SchemaNotFound, PreviousNotFound, SeqNumMismatch)):
+                # Its schema, log predecessor or previous operation has not arrived yet.
+                self.waiting[Hash.of(raw).hex()] = (raw, payload)
+                if len(self.waiting) > _MAX_WAITING:
+                    self.waiting.popitem(last=False)  # the peer sends it again on the next sync
+            elif not isinstance(outcome, SchemaNotAllowed):
+                self._reject(Hash.of(raw).hex(), str(outcome))
+        return accepted
 
-    async def _publish(self, peer: str, entry_hash: str, raw: bytes, payload: bytes) -> bool:
-        """True when the entry was accepted; waits or rejects it otherwise."""
-        try:
-            await self.node.publish(raw, payload)
-            return True
-        except (SchemaNotFound, PreviousNotFound, SeqNumMismatch) as exc:
-            if await self.node.db.read(lambda conn: Store(conn).has_entry(entry_hash)):
-                return False  # we had it already
-            self.waiting[entry_hash] = (raw, payload)
-            if len(self.waiting) > _MAX_WAITING:
-                self.waiting.popitem(last=False)  # the peer sends it again on the next sync
-            log.debug("entry %s from %s waits: %s", entry_hash, peer, exc)
-            return False
-        except SchemaNotAllowed:
-            return False
-        except P2PandaError as exc:
-            self._reject(peer, entry_hash, str(exc))
-            return False
+    async def _retry_waiting(self) -> None:
+        while self.waiting:
+            batch = list(self.waiting.values())
+            self.waiting.clear()
+            if not await self._ingest(batch):
+                return
 
-    async def _retry_waiting(self, peer: str) -> None:
-        progress = True
-        while progress and self.waiting:
-            progress = False
-            for entry_hash, (raw, payload) in list(self.waiting.items()):
-                self.waiting.pop(entry_hash, None)
-                if await self._publish(peer, entry_hash, raw, payload):
-                    progress = True
-
-    def _reject(self, peer: str, entry_hash: str, reason: str) -> None:
+    def _reject(self, entry_hash: str, reason: str) -> None:
+        peer = self.stream.peer.hex()
         log.warning("rejected entry %s from %s: %s", entry_hash, peer, reason)
         self.replication.rejected.append(Rejected(peer, entry_hash, reason))
