@@ -141,13 +141,12 @@ async def run_node(settings: NodeSettings, configure: Callable[[NodeConfig], Nod
             settings.replication_port,
             settings.network_key,
             settings.peers,
+            mdns=settings.mdns,
         ),
     )
     try:
         await replication.start()
         log.info("replication ready: port %d, node %s", replication.port, key_pair.public_key.hex())
-        if settings.mdns:
-            log.warning("mDNS discovery is not implemented yet; use --peer")
         await server.start()
         log.info("node ready: http://%s:%d/graphql", settings.http_host, server.port)
         await stop.wait()

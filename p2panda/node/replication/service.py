@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 from p2panda.hash import Hash
 from p2panda.identity import KeyPair, PublicKey
+from p2panda.node.discovery import Discovery
 from p2panda.node.errors import AlreadyStored, PreviousNotFound, SchemaNotAllowed, SchemaNotFound, SeqNumMismatch
 from p2panda.node.node import Node
 from p2panda.node.publish import Published
@@ -96,6 +97,7 @@ class ReplicationConfig:
     peers: tuple[Peer, ...] = ()
     allow: frozenset[str] | None = None  # node keys (hex) allowed to connect; None: any
     block: frozenset[str] = frozenset()
+    mdns: bool = False  # announce this node and dial the peers found on the local network
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +122,8 @@ class Replication:
         self.connected: set[str] = set()  # node keys with a running session
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._discovery: Discovery | None = None
+        self._discovered: dict[str, tuple[Peer, asyncio.Task[None]]] = {}
 
     @property
     def port(self) -> int:
@@ -131,12 +135,40 @@ class Replication:
         self._server = await asyncio.start_server(self._accepted, self.config.host, self.config.port)
         for peer in self.config.peers:
             self.dial(peer)
+        if self.config.mdns:
+            self._discovery = Discovery(
+                self.config.key_pair.public_key,
+                self.config.host,
+                self.port,
+                self.config.network_key,
+                self._found,
+                self._lost,
+            )
+            await self._discovery.start()
 
-    def dial(self, peer: Peer) -> None:
+    def dial(self, peer: Peer) -> asyncio.Task[None]:
         """Keep a session with `peer`, reconnecting with backoff."""
-        self._spawn(self._dial_loop(peer))
+        return self._spawn(self._dial_loop(peer))
+
+    def _found(self, key: PublicKey, host: str, port: int) -> None:
+        peer = Peer(host, port, key)
+        known = self._discovered.get(key.hex())
+        if known is not None and known[0] == peer:
+            return
+        if known is not None:
+            known[1].cancel()
+        if self.admit(key):
+            self._discovered[key.hex()] = (peer, self.dial(peer))
+
+    def _lost(self, key: PublicKey) -> None:
+        known = self._discovered.pop(key.hex(), None)
+        if known is not None:
+            known[1].cancel()
 
     async def stop(self) -> None:
+        if self._discovery is not None:
+            await self._discovery.stop()
+            self._discovery = None
         if self._server is not None:
             self._server.close()
         for task in list(self._tasks):
@@ -148,10 +180,11 @@ class Replication:
             await self._server.wait_closed()
             self._server = None
 
-    def _spawn(self, coroutine: Coroutine[object, object, None]) -> None:
+    def _spawn(self, coroutine: Coroutine[object, object, None]) -> asyncio.Task[None]:
         task = asyncio.ensure_future(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     async def _accepted(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()

@@ -17,10 +17,23 @@ ROOT = Path(__file__).resolve().parents[3]
 class PandaNode:
     """`panda node` in a subprocess on a free port; its log lines are collected in `log`."""
 
-    def __init__(self, data_dir: Path, database_url: str | None = None, extra: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        database_url: str | None = None,
+        extra: list[str] | None = None,
+        *,
+        prefix: list[str] | None = None,
+        mdns: bool = False,
+        replication_port: int = 0,
+    ) -> None:
+        """`prefix`: a command to run the node under (`ip netns exec NAME`); `mdns`: discover peers."""
         self.data_dir = data_dir
         self.database_url = database_url
         self.extra = extra or []
+        self.prefix = prefix or []
+        self.mdns = mdns
+        self.fixed_port = replication_port
         self.proc: subprocess.Popen[str] | None = None
         self.url = ""
         self.replication_port = 0
@@ -29,10 +42,11 @@ class PandaNode:
 
     def start(self) -> None:
         args = [sys.executable, "-m", "node_adapter.cli", "node", "--data-dir", str(self.data_dir), "--http-port", "0"]
-        args += ["--replication-port", "0", "--no-mdns"]
+        args += ["--replication-port", str(self.fixed_port)] + ([] if self.mdns else ["--no-mdns"])
         if self.database_url:
             args += ["--database", self.database_url]
-        self.proc = subprocess.Popen([*args, *self.extra], cwd=ROOT, stderr=subprocess.PIPE, text=True)
+        self.log = []
+        self.proc = subprocess.Popen([*self.prefix, *args, *self.extra], cwd=ROOT, stderr=subprocess.PIPE, text=True)
         assert self.proc.stderr is not None
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
