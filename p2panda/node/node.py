@@ -87,8 +87,8 @@ class Node:
         # Current views of every document of a queried schema, kept up to date by `publish`: collection
         # queries filter, sort and page these in memory (see `documents`).
         self._views: dict[str, dict[str, Document]] = {}
-        # Replication sessions watch accepted entries (public key, log id), counted or not.
-        self._entry_watchers: set[asyncio.Queue[tuple[str, int]]] = set()
+        # Replication sessions watch accepted entries (public key, log id, seq num), counted or not.
+        self._entry_watchers: set[asyncio.Queue[tuple[str, int, int]]] = set()
 
     @property
     def db(self) -> Database:
@@ -296,7 +296,7 @@ class Node:
 
     def _announce(self, published: Published, changed: list[StoredDocument]) -> None:
         for watcher in self._entry_watchers:
-            watcher.put_nowait((published.entry.public_key.hex(), published.entry.log_id))
+            watcher.put_nowait((published.entry.public_key.hex(), published.entry.log_id, published.entry.seq_num))
         for current in changed:
             self.changes.publish(
                 DocumentChanged(
@@ -319,13 +319,14 @@ class Node:
         )
         log.warning("%s", fork)
 
-    def watch_entries(self) -> asyncio.Queue[tuple[str, int]]:
-        """A queue of (public key, log id) for every entry accepted from now on; `unwatch_entries` it."""
-        queue: asyncio.Queue[tuple[str, int]] = asyncio.Queue()
+    def watch_entries(self) -> asyncio.Queue[tuple[str, int, int]]:
+        """A queue of (public key, log id, seq num) for every entry accepted from now on;
+        `unwatch_entries` it."""
+        queue: asyncio.Queue[tuple[str, int, int]] = asyncio.Queue()
         self._entry_watchers.add(queue)
         return queue
 
-    def unwatch_entries(self, queue: asyncio.Queue[tuple[str, int]]) -> None:
+    def unwatch_entries(self, queue: asyncio.Queue[tuple[str, int, int]]) -> None:
         self._entry_watchers.discard(queue)
 
     def subscribe(self, schema_ids: frozenset[str] | None = None) -> Subscription:

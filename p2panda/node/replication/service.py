@@ -292,8 +292,18 @@ class _Session:
         await self._message(SyncDone(0, True))
         # Live mode.
         while True:
-            public_key, log_id = await self.watch.get()
-            await self._send_log(public_key, log_id)
+            # Everything accepted since the last round, as the newest seq num per log; logs the peer has
+            # up to there (its own entries coming back, or sent already) cost no database read.
+            newest: dict[tuple[str, int], int] = {}
+            public_key, log_id, seq_num = await self.watch.get()
+            while True:
+                newest[(public_key, log_id)] = max(seq_num, newest.get((public_key, log_id), 0))
+                if self.watch.empty():
+                    break
+                public_key, log_id, seq_num = self.watch.get_nowait()
+            for (public_key, log_id), seq_num in newest.items():
+                if seq_num > self.peer_heights.get((public_key, log_id), 0):
+                    await self._send_log(public_key, log_id)
 
     async def _send_log(self, public_key: str, log_id: int) -> None:
         have = self.peer_heights.get((public_key, log_id), 0)

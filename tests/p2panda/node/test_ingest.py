@@ -116,7 +116,8 @@ async def test_ingest_announces_entries_and_changes(node: Node, vectors: dict[st
     subscription = node.subscribe(frozenset({str(MESSAGE)}))
     await node.ingest(message_log(AUTHORS[0], 0, 3) + message_log(AUTHORS[1], 0, 2))
     seen = [watch.get_nowait() for _ in range(watch.qsize())]
-    assert seen == [(AUTHORS[0].public_key.hex(), 0)] * 3 + [(AUTHORS[1].public_key.hex(), 0)] * 2
+    first, second = AUTHORS[0].public_key.hex(), AUTHORS[1].public_key.hex()
+    assert seen == [(first, 0, 1), (first, 0, 2), (first, 0, 3), (second, 0, 1), (second, 0, 2)]
     changes = [await anext(subscription) for _ in range(5)]
     subscription.close()
     assert [c.public_key for c in changes] == [AUTHORS[0].public_key] * 3 + [AUTHORS[1].public_key] * 2
