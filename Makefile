@@ -20,13 +20,17 @@ $(STAMP): $(BIN)/python pyproject.toml constraints.txt bindings/openmls/Cargo.to
 setup: $(STAMP)
 
 # The node's tests run against a real PostgreSQL server they start themselves (initdb + pg_ctl on a
-# free port); this installs Debian's server binaries when they are missing and we may install them.
+# free port), and the discovery test makes network namespaces with iproute2's `ip`: this installs
+# Debian's packages for them when they are missing and we may install them.
 postgres:
-	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null; then \
+	@missing=""; \
+	if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null; then missing="postgresql"; fi; \
+	if ! command -v ip >/dev/null && [ ! -x /usr/sbin/ip ] && [ ! -x /sbin/ip ]; then missing="$$missing iproute2"; fi; \
+	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-			apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql; \
+			apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
 		else \
-			echo "PostgreSQL server binaries missing: install Debian's postgresql package (PostgreSQL tests will skip)"; \
+			echo "missing Debian packages:$$missing (their tests will skip)"; \
 		fi; \
 	fi
 
