@@ -23,7 +23,18 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection, bindparam, insert, update
 
 from p2panda.node import tables as t
-from p2panda.node.store import Store, StoredDocument, StoredEntry, StoredOperation
+from p2panda.node.store import (
+    Store,
+    StoredDocument,
+    StoredEntry,
+    StoredOperation,
+    document_values,
+    entry_row,
+    field_rows,
+    log_row,
+    operation_row,
+    view_row,
+)
 
 __all__ = ["BatchStore"]
 
@@ -112,24 +123,13 @@ class BatchStore(Store):
         latest = self.latest_entry(public_key, log_id)
         if latest is None or latest.seq_num < seq_num:
             self._latest[(public_key, log_id)] = stored
-        self._pending_entries.append(
-            {
-                "hash": entry_hash,
-                "public_key": public_key,
-                "log_id": log_id,
-                "seq_num": seq_num,
-                "raw": raw,
-                "payload": payload,
-            }
-        )
+        self._pending_entries.append(entry_row(entry_hash, public_key, log_id, seq_num, raw, payload))
 
     def insert_log(self, public_key: str, log_id: int, document_id: str, schema_id: str) -> None:
         self.writes += 1
         self._logs[(public_key, log_id)] = document_id
         self._log_of_document[(public_key, document_id)] = log_id
-        self._pending_logs.append(
-            {"public_key": public_key, "log_id": log_id, "document_id": document_id, "schema_id": schema_id}
-        )
+        self._pending_logs.append(log_row(public_key, log_id, document_id, schema_id))
 
     def insert_operation(
         self,
@@ -147,16 +147,9 @@ class BatchStore(Store):
             raise RuntimeError(f"operation {operation_id} inserted before its entry")  # a caller's bug
         entry = self._entries[where]
         stored = StoredOperation(operation_id, document_id, public_key, schema_id, entry.payload, where[1], where[2])
-        row = {
-            "id": operation_id,
-            "document_id": document_id,
-            "public_key": public_key,
-            "action": action,
-            "schema_id": schema_id,
-            "previous": previous,
-        }
+        row = operation_row(operation_id, document_id, public_key, action, schema_id, previous)
         self._operations[operation_id] = (stored, row)
-        self._fields += [{"operation_id": operation_id, "name": n, "field_type": ft, "value": v} for n, ft, v in fields]
+        self._fields += field_rows(operation_id, fields)
 
     def save_document(
         self, doc: StoredDocument, fields: bytes | None, *, new_document: bool = False, new_view: bool = False
@@ -189,13 +182,7 @@ class BatchStore(Store):
             conn.execute(insert(t.operation_fields), self._fields)
         inserts, updates = [], []
         for doc, in_database in self._documents.values():
-            values = {
-                "schema_id": doc.schema_id,
-                "owner": doc.owner,
-                "view_id": doc.view_id,
-                "is_deleted": doc.is_deleted,
-                "is_edited": doc.is_edited,
-            }
+            values = document_values(doc)
             if in_database:
                 updates.append({"doc_id": doc.id, **values})
             else:
@@ -207,10 +194,7 @@ class BatchStore(Store):
         if self._views:
             conn.execute(
                 insert(t.document_views),
-                [
-                    {"view_id": v, "document_id": d, "schema_id": s, "is_deleted": x, "fields": f}
-                    for v, (d, s, x, f) in self._views.items()
-                ],
+                [view_row(v, *held) for v, held in self._views.items()],
             )
         self._entries.clear()
         self._entry_hashes.clear()

@@ -118,6 +118,63 @@ def _document(row: Any) -> StoredDocument:
     return StoredDocument(row.id, row.schema_id, row.owner, row.view_id, row.is_deleted, row.is_edited)
 
 
+# Rows as the tables take them (shared with `batch.py`, which writes them later, many at a time).
+
+
+def entry_row(
+    entry_hash: str, public_key: str, log_id: int, seq_num: int, raw: bytes, payload: bytes
+) -> dict[str, Any]:
+    return {
+        "hash": entry_hash,
+        "public_key": public_key,
+        "log_id": log_id,
+        "seq_num": seq_num,
+        "raw": raw,
+        "payload": payload,
+    }
+
+
+def log_row(public_key: str, log_id: int, document_id: str, schema_id: str) -> dict[str, Any]:
+    return {"public_key": public_key, "log_id": log_id, "document_id": document_id, "schema_id": schema_id}
+
+
+def operation_row(
+    operation_id: str, document_id: str, public_key: str, action: int, schema_id: str, previous: str | None
+) -> dict[str, Any]:
+    return {
+        "id": operation_id,
+        "document_id": document_id,
+        "public_key": public_key,
+        "action": action,
+        "schema_id": schema_id,
+        "previous": previous,
+    }
+
+
+def field_rows(operation_id: str, fields: list[tuple[str, str, bytes]]) -> list[dict[str, Any]]:
+    return [{"operation_id": operation_id, "name": n, "field_type": ft, "value": v} for n, ft, v in fields]
+
+
+def document_values(doc: StoredDocument) -> dict[str, Any]:
+    return {
+        "schema_id": doc.schema_id,
+        "owner": doc.owner,
+        "view_id": doc.view_id,
+        "is_deleted": doc.is_deleted,
+        "is_edited": doc.is_edited,
+    }
+
+
+def view_row(view_id: str, document_id: str, schema_id: str, is_deleted: bool, fields: bytes | None) -> dict[str, Any]:
+    return {
+        "view_id": view_id,
+        "document_id": document_id,
+        "schema_id": schema_id,
+        "is_deleted": is_deleted,
+        "fields": fields,
+    }
+
+
 class Store:
     """Queries and writes on one connection (and so within its transaction)."""
 
@@ -167,23 +224,10 @@ class Store:
     def insert_entry(
         self, entry_hash: str, public_key: str, log_id: int, seq_num: int, raw: bytes, payload: bytes
     ) -> None:
-        self.conn.execute(
-            insert(t.entries),
-            {
-                "hash": entry_hash,
-                "public_key": public_key,
-                "log_id": log_id,
-                "seq_num": seq_num,
-                "raw": raw,
-                "payload": payload,
-            },
-        )
+        self.conn.execute(insert(t.entries), entry_row(entry_hash, public_key, log_id, seq_num, raw, payload))
 
     def insert_log(self, public_key: str, log_id: int, document_id: str, schema_id: str) -> None:
-        self.conn.execute(
-            insert(t.logs),
-            {"public_key": public_key, "log_id": log_id, "document_id": document_id, "schema_id": schema_id},
-        )
+        self.conn.execute(insert(t.logs), log_row(public_key, log_id, document_id, schema_id))
 
     def insert_fork_proof(
         self, public_key: str, log_id: int, seq_num: int, kept_hash: str, rejected_raw: bytes
@@ -226,21 +270,10 @@ class Store:
         fields: list[tuple[str, str, bytes]],
     ) -> None:
         self.conn.execute(
-            insert(t.operations),
-            {
-                "id": operation_id,
-                "document_id": document_id,
-                "public_key": public_key,
-                "action": action,
-                "schema_id": schema_id,
-                "previous": previous,
-            },
+            insert(t.operations), operation_row(operation_id, document_id, public_key, action, schema_id, previous)
         )
         if fields:
-            self.conn.execute(
-                insert(t.operation_fields),
-                [{"operation_id": operation_id, "name": n, "field_type": ft, "value": v} for n, ft, v in fields],
-            )
+            self.conn.execute(insert(t.operation_fields), field_rows(operation_id, fields))
 
     # --- documents and views ----------------------------------------------------------------------
 
@@ -264,25 +297,12 @@ class Store:
         self, doc: StoredDocument, fields: bytes | None, *, new_document: bool = False, new_view: bool = False
     ) -> None:
         """Store a document's current view; the flags skip lookups when the caller knows."""
-        values = {
-            "schema_id": doc.schema_id,
-            "owner": doc.owner,
-            "view_id": doc.view_id,
-            "is_deleted": doc.is_deleted,
-            "is_edited": doc.is_edited,
-        }
+        values = document_values(doc)
         if new_document or self.conn.execute(_UPDATE_DOCUMENT, {"doc_id": doc.id, **values}).rowcount == 0:
             self.conn.execute(insert(t.documents), {"id": doc.id, **values})
         if new_view or self.view(doc.view_id) is None:
             self.conn.execute(
-                insert(t.document_views),
-                {
-                    "view_id": doc.view_id,
-                    "document_id": doc.id,
-                    "schema_id": doc.schema_id,
-                    "is_deleted": doc.is_deleted,
-                    "fields": fields,
-                },
+                insert(t.document_views), view_row(doc.view_id, doc.id, doc.schema_id, doc.is_deleted, fields)
             )
 
     def remove_document(self, document_id: str) -> None:

@@ -172,3 +172,37 @@ async def test_state_survives_a_restart(tmp_path: Path) -> None:
         assert await node.why_not_counted(Hash.from_hex(by_carol.hex())) is None
         older = await node.document_at(schema, DocumentViewId([by_carol]))
         assert older is not None
+
+
+async def test_batch_ingest_of_a_key_group_history_equals_publishing_it(tmp_path: Path) -> None:
+    """Replication's path (`Node.ingest`, one transaction) under the key-group policy: the same counted
+    documents and the same database as publishing the same entries one by one."""
+    from sqlalchemy import select, text
+
+    from p2panda.node import tables
+    from tests.p2panda.node.helpers import fingerprint
+
+    async with EmbeddedNode(tmp_path / "source") as source:
+        schema = await notes(source)
+        group = await source.create_key_group(ALICE, "editors")
+        await source.set_member(ALICE, group, key(BOB), Level.WRITE)
+        await source.set_member(ALICE, group, key(CAROL), Level.READ)
+        by_bob = await write(source, schema, BOB, group, "from bob")
+        by_carol = await write(source, schema, CAROL, group, "from carol")
+        await source.set_member(ALICE, group, key(CAROL), Level.WRITE)  # her earlier note now counts
+        await source.remove_member(ALICE, group, key(BOB))
+        late = await write(source, schema, BOB, group, "after removal")
+        order = select(tables.entries.c.raw, tables.entries.c.payload).order_by(text("rowid"))
+        pairs = [(r.raw, r.payload) for r in await source.node.db.read(lambda conn: conn.execute(order).all())]
+    async with EmbeddedNode(tmp_path / "one") as one, EmbeddedNode(tmp_path / "batch") as batch:
+        for entry, payload in pairs:
+            try:
+                await one.node.publish(entry, payload)
+            except Exception as exc:  # the bundle's entries are there already
+                assert type(exc).__name__ == "AlreadyStored"
+        outcomes = await batch.node.ingest(pairs)
+        assert {type(o).__name__ for o in outcomes} <= {"Published", "AlreadyStored"}
+        assert await fingerprint(batch.node) == await fingerprint(one.node)
+        assert await visible(batch, schema, by_bob) == "from bob"
+        assert await visible(batch, schema, by_carol) == "from carol"
+        assert await visible(batch, schema, late) is None
