@@ -106,6 +106,10 @@ class Changes:
     def discard(self, subscription: Subscription) -> None:
         self._subscriptions.discard(subscription)
 
+    def wanted(self, schema_id: str) -> bool:
+        """Whether any subscription would take a change of this schema (building one costs parsing)."""
+        return any(s.schema_ids is None or schema_id in s.schema_ids for s in self._subscriptions)
+
     def publish(self, change: DocumentChanged) -> None:
         for subscription in list(self._subscriptions):
             subscription._offer(change)

@@ -298,6 +298,8 @@ class Node:
         for watcher in self._entry_watchers:
             watcher.put_nowait((published.entry.public_key.hex(), published.entry.log_id, published.entry.seq_num))
         for current in changed:
+            if not self.changes.wanted(current.schema_id):
+                continue
             self.changes.publish(
                 DocumentChanged(
                     document_id=DocumentId.from_hex(current.id),
