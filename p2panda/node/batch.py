@@ -18,12 +18,13 @@ The contract is `Store`'s, unchanged:
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
-from sqlalchemy import Connection, bindparam, insert, update
+from sqlalchemy import Connection, insert
 
 from p2panda.node import tables as t
 from p2panda.node.store import (
+    UPDATE_DOCUMENT,
     Store,
     StoredDocument,
     StoredEntry,
@@ -37,9 +38,6 @@ from p2panda.node.store import (
 )
 
 __all__ = ["BatchStore"]
-
-T = TypeVar("T")
-_UPDATE_DOCUMENT = update(t.documents).where(t.documents.c.id == bindparam("doc_id"))
 
 
 class BatchStore(Store):
@@ -190,7 +188,7 @@ class BatchStore(Store):
         if inserts:
             conn.execute(insert(t.documents), inserts)
         if updates:
-            conn.execute(_UPDATE_DOCUMENT, updates)
+            conn.execute(UPDATE_DOCUMENT, updates)
         if self._views:
             conn.execute(
                 insert(t.document_views),

@@ -208,10 +208,10 @@ class Node:
         if not pairs:
             return []
 
-        def transaction(conn: Connection) -> tuple[list[Published | P2PandaError], list[list[_Done]]]:
+        def transaction(conn: Connection) -> tuple[list[Published | P2PandaError], list[tuple[Published, list[_Done]]]]:
             store = BatchStore(conn)
             outcomes: list[Published | P2PandaError] = []
-            done_all: list[list[_Done]] = []
+            stored: list[tuple[Published, list[_Done]]] = []
             added: list[str] = []
             try:
                 for entry, operation in pairs:
@@ -239,36 +239,31 @@ class Node:
                         if result is not None and result.schema is not None and self.registry.add(result.schema):
                             added.append(str(result.schema.id))
                     outcomes.append(published)
-                    done_all.append(done)
+                    stored.append((published, done))
                 store.flush()
             except BaseException:
                 for schema_id in added:
                     self.registry.discard(schema_id)
                 raise
-            return outcomes, done_all
+            return outcomes, stored
 
         async with self._write_lock:
             try:
-                outcomes, done_all = await self.db.write(transaction)
-            except _BatchBroken:
-                outcomes = []  # a step failed after writing: take the entries one transaction each
-            except BaseException:
+                outcomes, stored = await self.db.write(transaction)
+            except BaseException as exc:
                 if self.policy is not None:
                     self.policy.reset()
-                raise
+                if not isinstance(exc, _BatchBroken):
+                    raise
+                redo = True  # a step failed after writing: take the entries one transaction each
             else:
-                announced = [(p, self._committed(d)) for p, d in zip(self._published(outcomes), done_all, strict=True)]
-        if not outcomes:
-            if self.policy is not None:
-                self.policy.reset()
+                redo = False
+                announced = [(published, self._committed(done)) for published, done in stored]
+        if redo:
             return [await self._publish_or_error(entry, operation) for entry, operation in pairs]
         for published, changed in announced:
             self._announce(published, changed)
         return outcomes
-
-    @staticmethod
-    def _published(outcomes: list[Published | P2PandaError]) -> list[Published]:
-        return [o for o in outcomes if isinstance(o, Published)]
 
     async def _publish_or_error(self, entry: bytes, operation: bytes) -> Published | P2PandaError:
         try:

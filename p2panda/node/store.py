@@ -15,7 +15,19 @@ from sqlalchemy import Connection, bindparam, delete, func, insert, select, upda
 
 from p2panda.node import tables as t
 
-__all__ = ["Store", "StoredEntry", "StoredOperation", "StoredDocument"]
+__all__ = [
+    "Store",
+    "StoredEntry",
+    "StoredOperation",
+    "StoredDocument",
+    "UPDATE_DOCUMENT",
+    "document_values",
+    "entry_row",
+    "field_rows",
+    "log_row",
+    "operation_row",
+    "view_row",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +105,7 @@ _CURRENT_VIEWS = (
     .where(_d.schema_id == bindparam("schema"))
 )
 _VIEW = select(_v.document_id, _v.schema_id, _v.is_deleted, _v.fields).where(_v.view_id == bindparam("view"))
-_UPDATE_DOCUMENT = update(t.documents).where(_d.id == bindparam("doc_id"))
+UPDATE_DOCUMENT = update(t.documents).where(_d.id == bindparam("doc_id"))
 _FORK_PROOF_EXISTS = select(t.fork_proofs.c.id).where(
     t.fork_proofs.c.public_key == bindparam("public_key"),
     t.fork_proofs.c.log_id == bindparam("log_id"),
@@ -298,7 +310,7 @@ class Store:
     ) -> None:
         """Store a document's current view; the flags skip lookups when the caller knows."""
         values = document_values(doc)
-        if new_document or self.conn.execute(_UPDATE_DOCUMENT, {"doc_id": doc.id, **values}).rowcount == 0:
+        if new_document or self.conn.execute(UPDATE_DOCUMENT, {"doc_id": doc.id, **values}).rowcount == 0:
             self.conn.execute(insert(t.documents), {"id": doc.id, **values})
         if new_view or self.view(doc.view_id) is None:
             self.conn.execute(

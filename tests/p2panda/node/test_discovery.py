@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from node_adapter import RemoteNode
+from p2panda import PublicKey
 from p2panda.ids import DocumentId
 from p2panda.node.discovery import local_addresses, network_tag
 from tests.p2panda.node.netns import hosts
@@ -67,15 +68,12 @@ async def test_nodes_in_two_namespaces_find_each_other(tmp_path: Path, vectors: 
                 await eventually(on_b_updated, timeout=30)
                 assert any(f"found {a.node_key}" in line or f"found {b.node_key}" in line for line in a.log + b.log)
                 # C, on another network, sees the others' announcements and ignores them (D1).
-                assert await on_c.log_heights(_author(vectors)) == {}
+                author = PublicKey.from_hex(
+                    vectors["node_flow"]["graphql_after_step_3"]["response"]["data"]["doc"]["meta"]["owner"]
+                )
+                assert await on_c.log_heights(author) == {}
                 assert not any("found" in line for line in c.log)
         finally:
             for process in started:
                 if process.proc is not None:
                     process.kill()
-
-
-def _author(vectors: dict[str, Any]) -> Any:
-    from p2panda import PublicKey
-
-    return PublicKey.from_hex(vectors["node_flow"]["graphql_after_step_3"]["response"]["data"]["doc"]["meta"]["owner"])

@@ -14,6 +14,7 @@ from sqlalchemy import delete
 
 from node_adapter.embedded import with_key_groups
 from p2panda import Hash, KeyPair
+from p2panda.entry import decode_entry
 from p2panda.node import Node, NodeConfig
 from p2panda.node.replication import EntryMessage, Have, Replication, ReplicationConfig, SyncRequest, encode_message
 from p2panda.node.tables import fork_proofs
@@ -81,17 +82,11 @@ async def test_bad_entries_from_a_peer_are_rejected_and_change_nothing(
         await stream.send(encode_message(EntryMessage(0, next_raw, next_payload)))
 
         async def taken() -> bool:
-            return await node.log_heights(fresh_key(good_raw)) == {0: 2}
+            return await node.log_heights(decode_entry(good_raw).public_key) == {0: 2}
 
         await eventually(taken)
     finally:
         await stream.close()
-
-
-def fresh_key(raw: bytes) -> Any:
-    from p2panda.entry import decode_entry
-
-    return decode_entry(raw).public_key
 
 
 async def test_entries_arrive_in_any_order(receiver: tuple[Node, Replication], vectors: dict[str, Any]) -> None:
