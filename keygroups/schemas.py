@@ -29,13 +29,9 @@ from pathlib import Path
 
 import blake3
 
-from p2panda.entry.encode import sign_entry
-from p2panda.hash import Hash
 from p2panda.identity import KeyPair
-from p2panda.ids import DocumentViewId
-from p2panda.operation import Operation, encode_operation
-from p2panda.operation.value import PinnedRelationList
-from p2panda.schema import FieldType, Schema, SchemaId, SystemSchema
+from p2panda.schema import Schema
+from p2panda.schema.signed import sign_schema
 
 __all__ = [
     "AUTHOR",
@@ -59,9 +55,6 @@ OWNER_FIELD = "owner"
 KEY_GROUP = "key_group_0020ff7a643606846f5e8e97e799036cdf75fedd8935a38b173d03c7292a106d9bb3"
 MEMBERSHIP = "key_group_membership_00202c222e763c81e598b12224e4ac57e4dd54b009f9f359513056eab48a381b12b8"
 
-_FIELD_DEFINITION = SchemaId.system_schema(SystemSchema.SCHEMA_FIELD_DEFINITION_V1)
-_SCHEMA_DEFINITION = SchemaId.system_schema(SystemSchema.SCHEMA_DEFINITION_V1)
-
 _KEY_GROUP_FIELDS = {"name": "str"}
 _KEY_GROUP_DESCRIPTION = "A key group; its creator manages it, key_group_membership documents change it"
 _MEMBERSHIP_DESCRIPTION = "A change of a key group's membership, naming the changes it follows"
@@ -78,37 +71,11 @@ def _membership_fields(key_group: str) -> dict[str, str]:
     }
 
 
-def _document(operation: Operation, log_id: int) -> tuple[bytes, bytes]:
-    payload = encode_operation(operation)
-    entry = sign_entry(AUTHOR, log_id=log_id, seq_num=1, payload=payload, backlink=None, skiplink=None)
-    return entry, payload
-
-
-def _define(
-    name: str, description: str, fields: dict[str, str], first_log: int
-) -> tuple[list[tuple[bytes, bytes]], Schema]:
-    pairs = []
-    pinned = []
-    for offset, (field_name, field_type) in enumerate(fields.items()):
-        pair = _document(
-            Operation.create(_FIELD_DEFINITION, {"name": field_name, "type": field_type}), first_log + offset
-        )
-        pairs.append(pair)
-        pinned.append(DocumentViewId([Hash.of(pair[0])]))
-    definition = Operation.create(
-        _SCHEMA_DEFINITION, {"name": name, "description": description, "fields": PinnedRelationList(tuple(pinned))}
-    )
-    pair = _document(definition, first_log + len(fields))
-    pairs.append(pair)
-    schema_id = SchemaId.application(name, DocumentViewId([Hash.of(pair[0])]))
-    return pairs, Schema(schema_id, description, {k: FieldType.parse(v) for k, v in fields.items()})
-
-
 def build_bundle() -> tuple[list[tuple[bytes, bytes]], Schema, Schema]:
     """The bundle's (entry, operation) pairs, the key group schema and the membership schema."""
-    group_pairs, key_group = _define("key_group", _KEY_GROUP_DESCRIPTION, _KEY_GROUP_FIELDS, 0)
-    membership_pairs, membership = _define(
-        "key_group_membership", _MEMBERSHIP_DESCRIPTION, _membership_fields(str(key_group.id)), len(group_pairs)
+    group_pairs, key_group = sign_schema(AUTHOR, "key_group", _KEY_GROUP_DESCRIPTION, _KEY_GROUP_FIELDS, 0)
+    membership_pairs, membership = sign_schema(
+        AUTHOR, "key_group_membership", _MEMBERSHIP_DESCRIPTION, _membership_fields(str(key_group.id)), len(group_pairs)
     )
     return group_pairs + membership_pairs, key_group, membership
 
