@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -15,25 +15,32 @@ from p2panda.errors import P2PandaError
 from p2panda.hash import Hash
 from p2panda.identity import PublicKey
 from p2panda.ids import DocumentId, DocumentViewId
+from p2panda.keystore import create_identity, identity_path, load_identity
 from p2panda.node import Node as P2PandaNode
 from p2panda.node import NodeConfig
 from p2panda.node.changes import DocumentChanged, Subscription
 from p2panda.node.policy import OperationStatus
 from p2panda.node.publish import NextArgs
 from p2panda.node.query import QueryError, select_documents
+from p2panda.node.replication import Peer, Replication, ReplicationConfig
+from p2panda.node.transport import DEFAULT_NETWORK_KEY
 from p2panda.schema import Schema
+from secret_group.schemas import BUNDLE_PATH as SECRET_GROUP_BUNDLE_PATH
+from secret_group.schemas import COMMIT, ENVELOPE, KEY_PACKAGE, SECRET_GROUP
 
 __all__ = ["EmbeddedNode", "with_key_groups"]
 
 
 def with_key_groups(config: NodeConfig) -> NodeConfig:
-    """The config with the key-group policy and the key-group schemas' bundle (and, with an allow-list,
-    those schemas allowed)."""
+    """The config with the key-group policy and the bundles of the key-group and secret-group schemas (and,
+    with an allow-list, those schemas allowed): every node `panda` runs can store and relay groups."""
     allowed = config.allow_schema_ids
     if allowed is not None:
-        allowed = allowed | {KEY_GROUP, MEMBERSHIP}
-    bundles = config.bundles if BUNDLE_PATH in config.bundles else (BUNDLE_PATH, *config.bundles)
-    return replace(config, policy=config.policy or KeyGroupPolicy(), bundles=bundles, allow_schema_ids=allowed)
+        allowed = allowed | {KEY_GROUP, MEMBERSHIP, KEY_PACKAGE, SECRET_GROUP, COMMIT, ENVELOPE}
+    ours = tuple(b for b in (BUNDLE_PATH, SECRET_GROUP_BUNDLE_PATH) if b not in config.bundles)
+    return replace(
+        config, policy=config.policy or KeyGroupPolicy(), bundles=(*ours, *config.bundles), allow_schema_ids=allowed
+    )
 
 
 class _EmbeddedChanges(Changes):
@@ -48,22 +55,60 @@ class _EmbeddedChanges(Changes):
 
 
 class EmbeddedNode(Node):
-    """The node in-process; by default a SQLite file in `data_dir`."""
+    """The node in-process; by default a SQLite file in `data_dir`.
 
-    def __init__(self, data_dir: Path | None = None, *, config: NodeConfig | None = None) -> None:
+    With `replication_port` (0: any free port) it also replicates: it listens on `replication_host`
+    (loopback unless asked), dials `peers` ("host:port" or "key@host:port") and, with `mdns`, finds peers
+    on the local network. Its transport key is a node key of its own in `<data dir>/node/`, not the
+    user's identity, so peers cannot link the node to the identity that signs the data."""
+
+    def __init__(
+        self,
+        data_dir: Path | None = None,
+        *,
+        config: NodeConfig | None = None,
+        replication_port: int | None = None,
+        replication_host: str = "127.0.0.1",
+        peers: Sequence[str] = (),
+        network_key: bytes | None = None,
+        mdns: bool = False,
+    ) -> None:
         if config is None:
             if data_dir is None:
                 raise ValueError("give a data directory or a NodeConfig")
             config = NodeConfig(data_dir)
         self.node = P2PandaNode(with_key_groups(config))
+        self._replication_settings = (replication_port, replication_host, tuple(peers), network_key, mdns)
+        self.replication: Replication | None = None
         self._started = False
 
     async def start(self) -> None:
         await self.node.start()
+        port, host, peers, network_key, mdns = self._replication_settings
+        if port is not None:
+            node_dir = self.node.config.data_dir / "node"
+            key_pair = load_identity(node_dir) if identity_path(node_dir).exists() else create_identity(node_dir)
+            try:
+                config = ReplicationConfig(
+                    key_pair,
+                    host,
+                    port,
+                    network_key or DEFAULT_NETWORK_KEY,
+                    tuple(Peer.parse(p) for p in peers),
+                    mdns=mdns,
+                )
+                self.replication = Replication(self.node, config)
+                await self.replication.start()
+            except BaseException:
+                await self.node.stop()
+                raise
         self._started = True
 
     async def stop(self) -> None:
         self._started = False
+        if self.replication is not None:
+            await self.replication.stop()
+            self.replication = None
         await self.node.stop()
 
     def _check(self) -> None:

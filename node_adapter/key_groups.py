@@ -8,7 +8,7 @@ tips; a removal records as cuts how far this node holds each log of the removed 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -75,6 +75,24 @@ class KeyGroup:
     name: str
     state: GroupState
     malformed: Mapping[str, str]  # membership documents that do not parse -> why
+    changes: tuple[Change, ...] = ()  # every parsed change, the genesis first
+
+    def state_at(self, tips: Iterable[str]) -> GroupState | None:
+        """The group resolved from the causal past of `tips` (tips included): what a change naming them
+        as its key-group state acted on; None while one of them is not known here."""
+        by_id = {c.id: c for c in self.changes}
+        seen: set[str] = set()
+        stack = list(tips)
+        while stack:
+            current = stack.pop()
+            if current in seen:
+                continue
+            change = by_id.get(current)
+            if change is None:
+                return None
+            seen.add(current)
+            stack.extend(change.previous)
+        return Resolver(by_id[c] for c in seen).state
 
     @property
     def members(self) -> Mapping[Member, Level]:
@@ -108,7 +126,8 @@ class KeyGroupVerbs:
                 break
             after = page.end_cursor
         name = (genesis.fields or {}).get("name")
-        return KeyGroup(group_id, name if isinstance(name, str) else "", Resolver(changes).state, malformed)
+        name_text = name if isinstance(name, str) else ""
+        return KeyGroup(group_id, name_text, Resolver(changes).state, malformed, tuple(changes))
 
     async def members(self: _Primitives, group_id: str) -> Mapping[Member, Level]:
         return (await self.key_group(group_id)).members

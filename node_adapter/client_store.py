@@ -1,0 +1,283 @@
+"""The client's local state in one SQLite file: its MLS state, its groups, what it has processed, the
+operations it decrypted, and its outbox.
+
+Every change a step makes is written by `Transaction` in one SQLite transaction (WAL, synchronous=FULL):
+the MLS journal (`MlsMember.take_changes`), the group record, the processed marks, decrypted operations
+and outbox rows together, so a crash (kill -9) at any point leaves the state of before or after the step,
+never a mix. The file is created 0600.
+
+Outbox states: `pending` (signed and stored, not yet accepted by the node) -> `sent` (the node accepted
+it) or `failed` (the node refused it; `error` says why). Pending rows are published in order at start and
+before every new write, so a restart after a crash re-publishes what was stored but not acknowledged.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import cbor2
+
+from secret_group.documents import Mode
+from secret_group.engine import GroupRecord
+
+__all__ = ["ClientStore", "Transaction", "InnerRow", "OutboxRow"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS mls (key BLOB PRIMARY KEY, value BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS groups (id TEXT PRIMARY KEY, record BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS processed (
+    id TEXT PRIMARY KEY, group_id TEXT NOT NULL, kind TEXT NOT NULL, status TEXT NOT NULL, reason TEXT
+);
+CREATE TABLE IF NOT EXISTS pending (
+    id TEXT PRIMARY KEY, group_id TEXT NOT NULL, kind TEXT NOT NULL, epoch INTEGER NOT NULL,
+    parent TEXT, doc BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS pending_group ON pending (group_id, kind, epoch);
+CREATE TABLE IF NOT EXISTS inner (
+    id TEXT PRIMARY KEY, group_id TEXT NOT NULL, document_id TEXT NOT NULL, author TEXT NOT NULL,
+    schema_id TEXT NOT NULL, operation BLOB NOT NULL, lamport INTEGER NOT NULL, epoch INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS inner_document ON inner (group_id, document_id);
+CREATE INDEX IF NOT EXISTS inner_schema ON inner (group_id, schema_id);
+CREATE TABLE IF NOT EXISTS outbox (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, entry BLOB NOT NULL,
+    operation BLOB NOT NULL, state TEXT NOT NULL, error TEXT
+);
+CREATE TABLE IF NOT EXISTS key_packages (id TEXT PRIMARY KEY, last_resort INTEGER NOT NULL, used INTEGER NOT NULL);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class InnerRow:
+    """A decrypted (or own) inner operation; `id` is its envelope's id."""
+
+    id: str
+    group_id: str
+    document_id: str
+    author: str
+    schema_id: str
+    operation: bytes
+    lamport: int
+    epoch: int
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    seq: int
+    id: str
+    entry: bytes
+    operation: bytes
+    state: str
+    error: str | None
+
+
+def _encode_record(record: GroupRecord) -> bytes:
+    return cbor2.dumps(
+        {
+            "id": record.id,
+            "owner": record.owner,
+            "mode": record.mode.value,
+            "name": record.name,
+            "tip": record.tip,
+            "joined_epoch": record.joined_epoch,
+            "active": record.active,
+            "secrets": sorted(record.secrets.items()),
+            "removed": sorted(record.removed.items()),
+        },
+        canonical=True,
+    )
+
+
+def _decode_record(data: bytes) -> GroupRecord:
+    v = cbor2.loads(data)
+    return GroupRecord(
+        v["id"],
+        v["owner"],
+        Mode(v["mode"]),
+        v["name"],
+        v["tip"],
+        v["joined_epoch"],
+        v["active"],
+        {int(e): bytes(s) for e, s in v["secrets"]},
+        {str(k): int(e) for k, e in v["removed"]},
+    )
+
+
+class Transaction:
+    """The writes of one step; applied together by `ClientStore.write`."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def mls(self, changes: Iterable[tuple[bytes, bytes | None]]) -> None:
+        for key, value in changes:
+            if value is None:
+                self._conn.execute("DELETE FROM mls WHERE key = ?", (key,))
+            else:
+                self._conn.execute("INSERT OR REPLACE INTO mls (key, value) VALUES (?, ?)", (key, value))
+
+    def group(self, record: GroupRecord) -> None:
+        self._conn.execute(
+            "INSERT OR REPLACE INTO groups (id, record) VALUES (?, ?)", (record.id, _encode_record(record))
+        )
+
+    def processed(self, doc_id: str, group_id: str, kind: str, status: str, reason: str | None = None) -> None:
+        self._conn.execute(
+            "INSERT OR REPLACE INTO processed (id, group_id, kind, status, reason) VALUES (?, ?, ?, ?, ?)",
+            (doc_id, group_id, kind, status, reason),
+        )
+        self._conn.execute("DELETE FROM pending WHERE id = ?", (doc_id,))
+
+    def pending(self, doc_id: str, group_id: str, kind: str, epoch: int, parent: str | None, doc: bytes) -> None:
+        self._conn.execute(
+            "INSERT OR IGNORE INTO pending (id, group_id, kind, epoch, parent, doc) VALUES (?, ?, ?, ?, ?, ?)",
+            (doc_id, group_id, kind, epoch, parent, doc),
+        )
+
+    def inner(self, row: InnerRow) -> None:
+        self._conn.execute(
+            "INSERT OR IGNORE INTO inner (id, group_id, document_id, author, schema_id, operation, lamport, epoch)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (row.id, row.group_id, row.document_id, row.author, row.schema_id, row.operation, row.lamport, row.epoch),
+        )
+        self._conn.execute(
+            "INSERT INTO meta (key, value) VALUES ('lamport', ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)",
+            (row.lamport,),
+        )
+
+    def outbox(self, doc_id: str, entry: bytes, operation: bytes) -> None:
+        self._conn.execute(
+            "INSERT INTO outbox (id, entry, operation, state) VALUES (?, ?, ?, 'pending')", (doc_id, entry, operation)
+        )
+
+    def key_package(self, doc_id: str, last_resort: bool) -> None:
+        self._conn.execute(
+            "INSERT OR IGNORE INTO key_packages (id, last_resort, used) VALUES (?, ?, 0)", (doc_id, int(last_resort))
+        )
+
+    def key_package_used(self, doc_id: str) -> None:
+        self._conn.execute("UPDATE key_packages SET used = 1 WHERE id = ?", (doc_id,))
+
+
+class ClientStore:
+    """One client's state file. Reads return None for absent rows; only I/O failures raise."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if not path.exists():
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+        self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._conn.execute("PRAGMA journal_mode = WAL")
+        self._conn.execute("PRAGMA synchronous = FULL")
+        self._conn.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self._conn.close()
+
+    @contextmanager
+    def write(self) -> Iterator[Transaction]:
+        """One transaction: all of the step's writes or none."""
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield Transaction(self._conn)
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        self._conn.execute("COMMIT")
+
+    # --- reads ------------------------------------------------------------------------------------
+
+    def mls_items(self) -> list[tuple[bytes, bytes]]:
+        return [(bytes(k), bytes(v)) for k, v in self._conn.execute("SELECT key, value FROM mls")]
+
+    def lamport(self) -> int:
+        row = self._conn.execute("SELECT value FROM meta WHERE key = 'lamport'").fetchone()
+        return int(row[0]) if row else 0
+
+    def groups(self) -> list[GroupRecord]:
+        return [_decode_record(bytes(r[0])) for r in self._conn.execute("SELECT record FROM groups ORDER BY id")]
+
+    def group(self, group_id: str) -> GroupRecord | None:
+        row = self._conn.execute("SELECT record FROM groups WHERE id = ?", (group_id,)).fetchone()
+        return _decode_record(bytes(row[0])) if row else None
+
+    def status(self, doc_id: str) -> tuple[str, str | None] | None:
+        row = self._conn.execute("SELECT status, reason FROM processed WHERE id = ?", (doc_id,)).fetchone()
+        return (str(row[0]), row[1]) if row else None
+
+    def is_pending(self, doc_id: str) -> bool:
+        return self._conn.execute("SELECT 1 FROM pending WHERE id = ?", (doc_id,)).fetchone() is not None
+
+    def pending(self, group_id: str, kind: str) -> list[tuple[str, int, str | None, bytes]]:
+        return [
+            (str(r[0]), int(r[1]), r[2], bytes(r[3]))
+            for r in self._conn.execute(
+                "SELECT id, epoch, parent, doc FROM pending WHERE group_id = ? AND kind = ? ORDER BY epoch, id",
+                (group_id, kind),
+            )
+        ]
+
+    def statuses(self, group_id: str, kind: str) -> list[tuple[str, str, str | None]]:
+        return [
+            (str(r[0]), str(r[1]), r[2])
+            for r in self._conn.execute(
+                "SELECT id, status, reason FROM processed WHERE group_id = ? AND kind = ? ORDER BY id",
+                (group_id, kind),
+            )
+        ]
+
+    def applied_commits(self, group_id: str) -> set[str]:
+        return {
+            str(r[0])
+            for r in self._conn.execute(
+                "SELECT id FROM processed WHERE group_id = ? AND kind = 'commit' AND status = 'applied'",
+                (group_id,),
+            )
+        }
+
+    def inner_rows(
+        self, group_id: str, *, document_id: str | None = None, schema_id: str | None = None
+    ) -> list[InnerRow]:
+        sql = "SELECT id, group_id, document_id, author, schema_id, operation, lamport, epoch FROM inner WHERE group_id = ?"
+        args: list[str] = [group_id]
+        if document_id is not None:
+            sql += " AND document_id = ?"
+            args.append(document_id)
+        if schema_id is not None:
+            sql += " AND schema_id = ?"
+            args.append(schema_id)
+        return [
+            InnerRow(str(r[0]), str(r[1]), str(r[2]), str(r[3]), str(r[4]), bytes(r[5]), int(r[6]), int(r[7]))
+            for r in self._conn.execute(sql, args)
+        ]
+
+    def document_of(self, operation_id: str) -> str | None:
+        row = self._conn.execute("SELECT document_id FROM inner WHERE id = ?", (operation_id,)).fetchone()
+        return str(row[0]) if row else None
+
+    def outbox(self, state: str | None = None) -> list[OutboxRow]:
+        sql = "SELECT seq, id, entry, operation, state, error FROM outbox"
+        rows = self._conn.execute(
+            sql + " WHERE state = ? ORDER BY seq" if state else sql + " ORDER BY seq", (state,) if state else ()
+        )
+        return [OutboxRow(int(r[0]), str(r[1]), bytes(r[2]), bytes(r[3]), str(r[4]), r[5]) for r in rows]
+
+    def outbox_state(self, doc_id: str) -> tuple[str, str | None] | None:
+        row = self._conn.execute("SELECT state, error FROM outbox WHERE id = ?", (doc_id,)).fetchone()
+        return (str(row[0]), row[1]) if row else None
+
+    def set_outbox_state(self, doc_id: str, state: str, error: str | None = None) -> None:
+        self._conn.execute("UPDATE outbox SET state = ?, error = ? WHERE id = ?", (state, error, doc_id))
+
+    def key_packages(self) -> list[tuple[str, bool, bool]]:
+        return [
+            (str(r[0]), bool(r[1]), bool(r[2]))
+            for r in self._conn.execute("SELECT id, last_resort, used FROM key_packages ORDER BY id")
+        ]
