@@ -1,0 +1,779 @@
+"""The `Client`: one identity's secret groups over a `Node` (embedded or remote).
+
+The client does the I/O around `secret_group.engine` (which is sans-IO): it reads group documents from
+the node, feeds them to the engine in the right order, stores what came out in its `ClientStore` (one
+transaction per step) and publishes what the engine produced through its outbox.
+
+Data path of a received document (commit or envelope):
+
+    node --(subscription or sweep)--> parse (D1-D4) --> pending table
+    pending --(drain: envelopes of reached epochs first, then the commit on the tip)--> engine (G1-G8)
+    engine --> one transaction: MLS journal + group record + processed mark + decrypted operation
+
+A sent operation: next args from the node -> encrypt (engine) -> sign -> one transaction (MLS journal,
+own plaintext, outbox row) -> publish. A crash between the transaction and the publish re-publishes the
+stored entry at the next start: an MLS ratchet key is never used twice, and nothing acknowledged is lost.
+
+Ordering rules of the drain (why they hold):
+- C1 the envelopes of an epoch are opened before the commit that ends the epoch is applied, so a member
+  catching up across many commits reads every message it was entitled to;
+- C2 of several commits naming the group's tip as parent, the lowest id is applied and the others are
+  refused as rivals (`RivalCommit`); concurrent commits do not converge yet, see the README;
+- C3 a commit waits until the key-group changes it names (its causal point) are known here;
+- C4 an own envelope or commit is never processed again: it was stored as processed before it was sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Iterable, Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+import cbor2
+
+from keygroups import Level, Member
+from keygroups.policy import flatten
+from keygroups.resolve import GroupState
+from keygroups.schemas import MEMBERSHIP
+from node_adapter.client_store import ClientStore, InnerRow, Transaction
+from node_adapter.embedded import EmbeddedNode
+from node_adapter.errors import NodeAdapterError, NodeUnavailable, PublishRefused, QueryRefused
+from node_adapter.group import Group
+from node_adapter.interface import Changes, Node
+from node_adapter.key_groups import KeyGroup
+from node_adapter.types import DocumentView
+from p2panda.document import Document, build_document
+from p2panda.entry import sign_entry
+from p2panda.errors import P2PandaError
+from p2panda.hash import Hash
+from p2panda.identity import KeyPair, PublicKey
+from p2panda.ids import DocumentId, DocumentViewId
+from p2panda.node.publish import NextArgs
+from p2panda.operation import Operation, OperationAction, decode_operation, encode_operation
+from p2panda.operation.value import OperationValue, Relation
+from p2panda.schema import Schema, validate_operation
+from secret_group.documents import CommitDoc, EnvelopeDoc, GroupDoc, KeyPackageDoc, Mode
+from secret_group.engine import Engine, GroupRecord
+from secret_group.errors import (
+    HistoryUnavailable,
+    MalformedDocument,
+    NotMember,
+    ReplayedWelcome,
+    SecretGroupError,
+    UnknownSchema,
+)
+from secret_group.mls import MlsError, MlsMember
+from secret_group.schemas import (
+    COMMIT,
+    COMMIT_SCHEMA,
+    ENVELOPE,
+    ENVELOPE_SCHEMA,
+    INNER_SCHEMAS,
+    KEY_PACKAGE,
+    KEY_PACKAGE_SCHEMA,
+    SECRET_GROUP_SCHEMA,
+)
+
+__all__ = ["Client", "ClientEvent", "KEY_PACKAGE_TARGET"]
+
+log = logging.getLogger("node_adapter.client")
+
+KEY_PACKAGE_TARGET = 3  # single-use key packages kept published, besides the last-resort one
+_PAGE = 200
+
+
+@dataclass(frozen=True, slots=True)
+class ClientEvent:
+    """Something changed in a group: `kind` is "joined", "commit", "removed", "message", "refused" or
+    "membership"; `document_id` names the envelope or commit when there is one."""
+
+    kind: str
+    group_id: str
+    document_id: str | None = None
+
+
+def _refusal(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _encode_doc(doc: CommitDoc | EnvelopeDoc) -> bytes:
+    return cbor2.dumps(asdict(doc), canonical=True)
+
+
+def _decode_commit(data: bytes) -> CommitDoc:
+    v = cbor2.loads(data)
+    for name in ("added", "key_packages", "key_group_tips"):
+        v[name] = tuple(v[name])
+    return CommitDoc(**v)
+
+
+def _decode_envelope(data: bytes) -> EnvelopeDoc:
+    return EnvelopeDoc(**cbor2.loads(data))
+
+
+def _keys(levels: Mapping[Member, Level]) -> dict[str, Level]:
+    return {m.id: level for m, level in levels.items() if m.kind == "key"}
+
+
+class Client:
+    """`async with Client(node, key_pair) as client:` publishes key packages and follows the identity's
+    groups in the background (live with a subscription, by polling on nodes without one)."""
+
+    def __init__(
+        self,
+        node: Node,
+        key_pair: KeyPair,
+        *,
+        state_path: Path | None = None,
+        schemas: Iterable[Schema] = (),
+        poll_interval: float = 1.0,
+    ) -> None:
+        if state_path is None:
+            if not isinstance(node, EmbeddedNode):
+                raise ValueError("a client of a remote node needs a state_path for its local state")
+            state_path = node.node.config.data_dir / f"client-{key_pair.public_key.hex()[:16]}.sqlite3"
+        self.node = node
+        self.key_pair = key_pair
+        self.me = key_pair.public_key.hex()
+        self.state_path = state_path
+        self.schemas: dict[str, Schema] = dict(INNER_SCHEMAS)
+        for schema in schemas:
+            self.schemas[str(schema.id)] = schema
+        self._poll_interval = poll_interval
+        self._lock = asyncio.Lock()
+        self._store: ClientStore | None = None
+        self._member: MlsMember | None = None
+        self._changes: Changes | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._listeners: set[asyncio.Queue[ClientEvent]] = set()
+        self.last_error: str | None = None
+
+    # --- lifecycle ----------------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        self._store = ClientStore(self.state_path)
+        self._member = MlsMember(self.key_pair.private_key(), self._store.mls_items())
+        self.engine = Engine(self._member)
+        try:
+            self._changes = await self.node.subscribe(frozenset({COMMIT, ENVELOPE, MEMBERSHIP, KEY_PACKAGE}))
+        except NodeAdapterError as exc:  # a node without subscriptions (a stock aquadoggo): poll
+            log.info("no subscriptions (%s): polling every %.1f s", exc, self._poll_interval)
+            self._changes = None
+        try:
+            async with self._lock:
+                await self._flush()
+            await self.ensure_key_packages()
+            await self.sync()
+        except BaseException:
+            await self.stop()
+            raise
+        self._task = asyncio.create_task(self._follow())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if self._changes is not None:
+            await self._changes.close()
+            self._changes = None
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+    @property
+    def store(self) -> ClientStore:
+        if self._store is None:
+            raise NodeUnavailable("the client is not started")
+        return self._store
+
+    @property
+    def member(self) -> MlsMember:
+        if self._member is None:
+            raise NodeUnavailable("the client is not started")
+        return self._member
+
+    # --- events -------------------------------------------------------------------------------------
+
+    async def events(self) -> AsyncIterator[ClientEvent]:
+        """Events from now on, until the client stops."""
+        queue: asyncio.Queue[ClientEvent] = asyncio.Queue()
+        self._listeners.add(queue)
+        try:
+            while True:
+                yield await queue.get()
+        finally:
+            self._listeners.discard(queue)
+
+    def _emit(self, kind: str, group_id: str, document_id: str | None = None) -> None:
+        event = ClientEvent(kind, group_id, document_id)
+        for queue in self._listeners:
+            queue.put_nowait(event)
+
+    # --- groups -------------------------------------------------------------------------------------
+
+    async def create_group(self, name: str, *, history: bool = False) -> Group:
+        """A new group managed by this identity: its key group, its secret_group document, its MLS group."""
+        async with self._lock:
+            await self._flush()
+            owner = await self.node.create_key_group(self.key_pair, "secret group")
+            mode = Mode.HISTORY if history else Mode.RATCHET
+            fields: dict[str, OperationValue] = {"owner": Relation(DocumentId.from_hex(owner)), "mode": mode.value}
+            operation = Operation.create(SECRET_GROUP_SCHEMA.id, fields)
+            args = await self._next_args(None)
+            group_id, entry, payload = self._sign(args, operation)
+            record = self.engine.create(GroupDoc(group_id, self.me, owner, mode), name)
+            self._persist(lambda tx: tx.group(record), (group_id, entry, payload))
+            await self._flush()
+        self._emit("joined", group_id)
+        return Group(self, group_id)
+
+    async def groups(self) -> list[Group]:
+        """The groups this identity is a member of (created or joined by welcome)."""
+        return [Group(self, r.id) for r in self.store.groups() if r.active]
+
+    async def all_groups(self) -> list[Group]:
+        """Every group this client knows, those it was removed from included."""
+        return [Group(self, r.id) for r in self.store.groups()]
+
+    async def group(self, group_id: str) -> Group:
+        if self.store.group(group_id) is None:
+            raise NotMember(f"group {group_id} is not known to this client")
+        return Group(self, group_id)
+
+    def record(self, group_id: str) -> GroupRecord:
+        record = self.store.group(group_id)
+        if record is None:
+            raise NotMember(f"group {group_id} is not known to this client")
+        return record
+
+    # --- writing ------------------------------------------------------------------------------------
+
+    async def _next_args(self, view_id: DocumentViewId | None) -> NextArgs:
+        try:
+            return await self.node.next_args(self.key_pair.public_key, view_id)
+        except QueryRefused as exc:
+            raise PublishRefused(str(exc)) from exc
+
+    def _sign(self, args: NextArgs, operation: Operation) -> tuple[str, bytes, bytes]:
+        payload = encode_operation(operation)
+        entry = sign_entry(
+            self.key_pair,
+            log_id=args.log_id,
+            seq_num=args.seq_num,
+            payload=payload,
+            backlink=args.backlink,
+            skiplink=args.skiplink,
+        )
+        return Hash.of(entry).hex(), entry, payload
+
+    def _persist(self, writes: Any, outbox: tuple[str, bytes, bytes] | None = None) -> None:
+        """One transaction: the MLS journal, `writes(tx)` and the outbox row. On failure the in-memory MLS
+        state is reloaded from the store, so memory never runs ahead of what is stored."""
+        changes = self.member.take_changes()
+        try:
+            with self.store.write() as tx:
+                tx.mls(changes)
+                writes(tx)
+                if outbox is not None:
+                    tx.outbox(*outbox)
+        except BaseException:
+            self._reload_member()
+            raise
+
+    def _reload_member(self) -> None:
+        self._member = MlsMember(self.key_pair.private_key(), self.store.mls_items())
+        self.engine = Engine(self._member)
+
+    def _discard(self) -> None:
+        self.member.discard_changes()
+
+    async def _flush(self) -> None:
+        """Publish pending outbox rows in order; stops at the first the node cannot take now."""
+        for row in self.store.outbox("pending"):
+            try:
+                await self.node.publish(row.entry, row.operation)
+            except PublishRefused as exc:
+                if "already" in str(exc):  # stored before a crash took the acknowledgement
+                    self.store.set_outbox_state(row.id, "sent")
+                    continue
+                self.store.set_outbox_state(row.id, "failed", str(exc))
+                log.warning("node refused %s: %s", row.id, exc)
+                continue
+            self.store.set_outbox_state(row.id, "sent")
+
+    async def _publish_plain(self, operation: Operation, view_id: DocumentViewId | None, writes: Any = None) -> str:
+        """Sign and publish an operation that changes no MLS state (key packages and their deletion)."""
+        args = await self._next_args(view_id)
+        doc_id, entry, payload = self._sign(args, operation)
+        self._persist(writes or (lambda tx: None), (doc_id, entry, payload))
+        await self._flush()
+        return doc_id
+
+    async def ensure_key_packages(self) -> None:
+        """Keep KEY_PACKAGE_TARGET unused key packages and one last-resort package published."""
+        async with self._lock:
+            await self._flush()
+            mine = self.store.key_packages()
+            unused = [kp for kp in mine if not kp[2] and not kp[1]]
+            has_last_resort = any(kp[1] for kp in mine)
+            wanted = [False] * max(0, KEY_PACKAGE_TARGET - len(unused)) + ([] if has_last_resort else [True])
+            for last_resort in wanted:
+                fields: dict[str, OperationValue] = {
+                    "key_package": self.member.key_package(),
+                    "last_resort": last_resort,
+                }
+                args = await self._next_args(None)
+                doc_id, entry, payload = self._sign(args, Operation.create(KEY_PACKAGE_SCHEMA.id, fields))
+                self._persist(lambda tx, d=doc_id, lr=last_resort: tx.key_package(d, lr), (doc_id, entry, payload))
+                await self._flush()
+
+    async def _retire_key_packages(self, ids: Iterable[str]) -> None:
+        """Delete the single-use key packages a welcome consumed (under the lock)."""
+        mine = {kp[0]: kp for kp in self.store.key_packages()}
+        for kp_id in ids:
+            kp = mine.get(kp_id)
+            if kp is None or kp[2]:
+                continue
+            with self.store.write() as tx:
+                tx.key_package_used(kp_id)
+            if not kp[1]:
+                view = DocumentViewId([Hash.from_hex(kp_id)])
+                with contextlib.suppress(PublishRefused):  # already deleted elsewhere
+                    await self._publish_plain(Operation.delete(KEY_PACKAGE_SCHEMA.id, view), view)
+
+    async def send_operation(self, group_id: str, operation: Operation) -> str:
+        """Encrypt an inner operation into an envelope and publish it; returns the envelope's id, which is
+        the inner operation's id (and, for a CREATE, the inner document's id)."""
+        schema = self.schemas.get(str(operation.schema_id))
+        if schema is None:
+            raise UnknownSchema(f"schema {operation.schema_id} is not known to this client")
+        validate_operation(operation, schema)
+        async with self._lock:
+            record = self.record(group_id)
+            if not record.active:
+                raise NotMember(f"{self.me} is no longer a member of group {group_id}")
+            document_id = None
+            if operation.previous is not None:
+                document_id = self.store.document_of(next(iter(operation.previous)).hex())
+                if document_id is None:
+                    raise PublishRefused(f"{operation.previous} is not an operation of group {group_id}")
+            await self._flush()
+            args = await self._next_args(None)
+            plaintext = encode_operation(operation)
+            try:
+                epoch, ciphertext = self.engine.seal(record, plaintext)
+            except (MlsError, SecretGroupError):
+                self._discard()
+                raise
+            fields: dict[str, OperationValue] = {
+                "group": Relation(DocumentId.from_hex(group_id)),
+                "epoch": epoch,
+                "ciphertext": ciphertext,
+            }
+            envelope_id, entry, payload = self._sign(args, Operation.create(ENVELOPE_SCHEMA.id, fields))
+            row = InnerRow(
+                envelope_id,
+                group_id,
+                document_id or envelope_id,
+                self.me,
+                str(operation.schema_id),
+                plaintext,
+                self._lamport_of(operation),
+                epoch,
+            )
+
+            def writes(tx: Transaction) -> None:
+                tx.inner(row)
+                tx.processed(envelope_id, group_id, "envelope", "own")
+
+            self._persist(writes, (envelope_id, entry, payload))
+            await self._flush()
+        self._emit("message", group_id, envelope_id)
+        return envelope_id
+
+    def next_lamport(self) -> int:
+        return self.store.lamport() + 1
+
+    @staticmethod
+    def _lamport_of(operation: Operation) -> int:
+        value = (operation.fields or {}).get("lamport")
+        return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+    # --- membership ---------------------------------------------------------------------------------
+
+    async def access(self, owner: str) -> tuple[KeyGroup, dict[str, Level]]:
+        """The owner key group and its keys' levels with nested groups flattened (N1-N3)."""
+        top = await self.node.key_group(owner)
+        states: dict[str, GroupState] = {owner: top.state}
+        frontier = [m.id for m in top.state.members if m.kind == "group"]
+        while frontier:
+            group_id = frontier.pop()
+            if group_id in states or len(states) > 64:
+                continue
+            try:
+                nested = await self.node.key_group(group_id)
+            except QueryRefused:
+                continue
+            states[group_id] = nested.state
+            frontier.extend(m.id for m in nested.state.members if m.kind == "group")
+        access = flatten(owner, states.get)
+        return top, dict(access.levels) if access is not None else {}
+
+    async def reconcile(self, group_id: str) -> bool:
+        """Commit the difference between the owner key group (read level or more) and the MLS members, if
+        this identity manages the group. Members without a published key package stay pending. Returns
+        whether a commit was made."""
+        async with self._lock:
+            return await self._reconcile(group_id)
+
+    async def _reconcile(self, group_id: str) -> bool:
+        record = self.record(group_id)
+        if not record.active:
+            return False
+        owner, levels = await self.access(record.owner)
+        if _keys(owner.state.members).get(self.me) != Level.MANAGE:
+            return False
+        current = {k.hex() for k in self.engine.mls(record).members()}
+        wanted = {k for k, level in levels.items() if level >= Level.READ} | {self.me}
+        removes = sorted(current - wanted)
+        adds: list[KeyPackageDoc] = []
+        for key in sorted(wanted - current):
+            package = await self._key_package_of(key)
+            if package is not None:
+                adds.append(package)
+        if not adds and not removes:
+            return False
+        await self._flush()
+        args = await self._next_args(None)
+        try:
+            planned = self.engine.commit(record, adds, removes, tuple(sorted(owner.state.tips)))
+        except (MlsError, SecretGroupError):
+            self._discard()
+            raise
+        fields = dict(planned.fields)
+        fields["group"] = Relation(DocumentId.from_hex(group_id))
+        commit_id, entry, payload = self._sign(args, Operation.create(COMMIT_SCHEMA.id, fields))  # type: ignore[arg-type]
+        new_record = planned.record.__class__(**{**asdict(planned.record), "tip": commit_id})
+
+        def writes(tx: Transaction) -> None:
+            tx.group(new_record)
+            tx.processed(commit_id, group_id, "commit", "applied")
+
+        self._persist(writes, (commit_id, entry, payload))
+        await self._flush()
+        self._emit("commit", group_id, commit_id)
+        return True
+
+    async def _key_package_of(self, key: str) -> KeyPackageDoc | None:
+        """A key package `key` published: the lowest-id single-use one, else its last-resort one."""
+        page = await self.node.query(KEY_PACKAGE_SCHEMA, meta={"owner": {"eq": key}}, first=_PAGE)
+        packages = []
+        for view in page.documents:
+            try:
+                packages.append(KeyPackageDoc.parse(view.id.hex(), view.owner.hex(), view.fields))
+            except MalformedDocument as exc:
+                log.info("skipping key package: %s", exc)
+        packages.sort(key=lambda p: (p.last_resort, p.id))
+        for package in packages:
+            self.engine.check_key_package(package, key)
+            return package
+        return None
+
+    # --- following the node -------------------------------------------------------------------------
+
+    async def _follow(self) -> None:
+        while True:
+            try:
+                if self._changes is None:
+                    await asyncio.sleep(self._poll_interval)
+                    await self.sync()
+                    continue
+                async for change in self._changes:
+                    await self._on_change(change.schema_id, change.document_id.hex())
+                return
+            except asyncio.CancelledError:
+                raise
+            except (P2PandaError, OSError) as exc:  # the node went away or refused: retry, never crash
+                self.last_error = _refusal(exc)
+                log.warning("following the node: %s", self.last_error)
+                await asyncio.sleep(self._poll_interval)
+
+    async def _on_change(self, schema_id: str, document_id: str) -> None:
+        if schema_id == COMMIT:
+            view = await self.node.document(COMMIT_SCHEMA, DocumentId.from_hex(document_id))
+            if view is not None:
+                async with self._lock:
+                    group_id = await self._ingest_commit(view)
+                    if group_id is not None:
+                        await self._drain(group_id)
+        elif schema_id == ENVELOPE:
+            view = await self.node.document(ENVELOPE_SCHEMA, DocumentId.from_hex(document_id))
+            if view is not None:
+                async with self._lock:
+                    group_id = self._ingest_envelope(view)
+                    if group_id is not None:
+                        await self._drain(group_id)
+        elif schema_id in (MEMBERSHIP, KEY_PACKAGE):
+            for record in self.store.groups():
+                if record.active:
+                    self._emit("membership", record.id)
+                    if await self._is_designated(record):
+                        async with self._lock:
+                            await self._reconcile(record.id)
+
+    async def _is_designated(self, record: GroupRecord) -> bool:
+        """The manager that commits membership changes it did not make itself: the lowest key among
+        the managers that are MLS members (one committer in a connected group)."""
+        owner = await self.node.key_group(record.owner)
+        managers = {k for k, level in _keys(owner.state.members).items() if level == Level.MANAGE}
+        current = {k.hex() for k in self.engine.mls(record).members()} if record.active else set()
+        candidates = sorted(managers & current)
+        return bool(candidates) and candidates[0] == self.me
+
+    async def sync(self) -> None:
+        """A full sweep: welcomes for this identity, then every commit and envelope of every group."""
+        async with self._lock:
+            await self._flush()
+            welcomed = False
+            async for view in self._all(COMMIT_SCHEMA, {"added": {"contains": self.me}}):
+                if self.store.status(view.id.hex()) is None:
+                    welcomed = await self._ingest_commit(view) is not None or welcomed
+            for record in self.store.groups():
+                if not record.active:
+                    continue
+                async for view in self._all(COMMIT_SCHEMA, {"group": {"eq": record.id}}):
+                    await self._ingest_commit(view)
+                async for view in self._all(ENVELOPE_SCHEMA, {"group": {"eq": record.id}}):
+                    self._ingest_envelope(view)
+                await self._drain(record.id)
+        if welcomed:
+            await self.ensure_key_packages()
+
+    async def _all(self, schema: Schema, filter: Mapping[str, Mapping[str, Any]]) -> AsyncIterator[DocumentView]:
+        after: str | None = None
+        while True:
+            page = await self.node.query(schema, filter=filter, first=_PAGE, after=after)
+            for view in page.documents:
+                yield view
+            if not page.has_next:
+                return
+            after = page.end_cursor
+
+    def _known(self, doc_id: str) -> bool:
+        return self.store.status(doc_id) is not None or self.store.is_pending(doc_id)
+
+    async def _ingest_commit(self, view: DocumentView) -> str | None:
+        """Park a commit of a known group, or join by its welcome; returns the group to drain."""
+        doc_id = view.id.hex()
+        if self._known(doc_id):
+            return None
+        try:
+            doc = CommitDoc.parse(doc_id, view.owner.hex(), view.fields)
+        except MalformedDocument as exc:
+            group = (view.fields or {}).get("group")
+            if isinstance(group, Relation) and self.store.group(group.document_id.hex()) is not None:
+                with self.store.write() as tx:
+                    tx.processed(doc_id, group.document_id.hex(), "commit", "refused", _refusal(exc))
+            return None
+        record = self.store.group(doc.group)
+        if record is None:
+            if self.me in doc.added:
+                await self._join(doc)
+                return doc.group
+            return None
+        with self.store.write() as tx:
+            tx.pending(doc.id, doc.group, "commit", doc.epoch, doc.parent, _encode_doc(doc))
+        return doc.group
+
+    def _ingest_envelope(self, view: DocumentView) -> str | None:
+        doc_id = view.id.hex()
+        if self._known(doc_id):
+            return None
+        try:
+            doc = EnvelopeDoc.parse(doc_id, view.owner.hex(), view.fields)
+        except MalformedDocument as exc:
+            group = (view.fields or {}).get("group")
+            if isinstance(group, Relation) and self.store.group(group.document_id.hex()) is not None:
+                with self.store.write() as tx:
+                    tx.processed(doc_id, group.document_id.hex(), "envelope", "refused", _refusal(exc))
+                self._emit("refused", group.document_id.hex(), doc_id)
+            return None
+        if self.store.group(doc.group) is None:
+            return None
+        with self.store.write() as tx:
+            tx.pending(doc.id, doc.group, "envelope", doc.epoch, None, _encode_doc(doc))
+        return doc.group
+
+    async def _join(self, doc: CommitDoc) -> None:
+        view = await self.node.document(SECRET_GROUP_SCHEMA, DocumentId.from_hex(doc.group))
+        if view is None:
+            return  # the group document has not arrived yet; the next sweep tries again
+        try:
+            group = GroupDoc.parse(doc.group, view.owner.hex(), view.fields)
+            record = self.engine.join(group, doc)
+        except (MlsError, SecretGroupError) as exc:
+            self._discard()
+            log.info("welcome of commit %s refused: %s", doc.id, exc)
+            if not isinstance(exc, ReplayedWelcome):
+                self.last_error = _refusal(exc)
+            return
+
+        def writes(tx: Transaction) -> None:
+            tx.group(record)
+            tx.processed(doc.id, doc.group, "commit", "applied")
+
+        self._persist(writes)
+        await self._retire_key_packages(doc.key_packages)
+        self._emit("joined", doc.group, doc.id)
+
+    async def _drain(self, group_id: str) -> None:
+        """Process what is pending for a group in order (C1-C3) until nothing more can be done."""
+        levels: dict[str, Level] | None = None
+        owner: KeyGroup | None = None
+        while True:
+            record = self.record(group_id)
+            if levels is None or owner is None:
+                owner, levels = await self.access(record.owner)
+            progressed = False
+            for _, _, _, data in self.store.pending(group_id, "envelope"):  # C1
+                envelope = _decode_envelope(data)
+                if record.active and self.engine.opens_later(record, envelope):
+                    continue
+                self._open(record, envelope, levels)
+                progressed = True
+            record = self.record(group_id)
+            if record.active:
+                applied = self.store.applied_commits(group_id) | {group_id}
+                commits = [_decode_commit(d) for _, _, _, d in self.store.pending(group_id, "commit")]
+                for rival in (c for c in commits if c.parent in applied and c.parent != record.tip):  # C2
+                    with self.store.write() as tx:
+                        tx.processed(
+                            rival.id, group_id, "commit", "refused", f"RivalCommit: {rival.parent} has a child"
+                        )
+                children = sorted((c for c in commits if c.parent == record.tip), key=lambda c: c.id)
+                for child in children:
+                    if self._apply(record, child, owner):
+                        progressed = True
+                        break
+            if not progressed:
+                return
+
+    def _apply(self, record: GroupRecord, doc: CommitDoc, owner: KeyGroup) -> bool:
+        """Apply one commit on the tip; False while it waits for its key-group changes (C3)."""
+        state = owner.state_at(doc.key_group_tips)
+        if state is None:
+            return False
+        try:
+            applied = self.engine.apply(record, doc, _keys(state.members))
+        except (MlsError, SecretGroupError) as exc:
+            self._discard()
+            with self.store.write() as tx:
+                tx.processed(doc.id, record.id, "commit", "refused", _refusal(exc))
+            self._emit("refused", record.id, doc.id)
+            return True
+
+        def writes(tx: Transaction) -> None:
+            tx.group(applied.record)
+            tx.processed(doc.id, record.id, "commit", "applied")
+
+        self._persist(writes)
+        self._emit("commit" if applied.record.active else "removed", record.id, doc.id)
+        return True
+
+    def _open(self, record: GroupRecord, doc: EnvelopeDoc, levels: Mapping[str, Level]) -> None:
+        """Open one envelope and store its inner operation, or record why not."""
+        try:
+            if doc.author == self.me:
+                raise MalformedDocument(f"envelope {doc.id} is our own but was not stored as sent")
+            opened = self.engine.open(record, doc, levels)
+            row = self._inner_row(record, doc, opened.plaintext)
+        except HistoryUnavailable as exc:
+            self._discard()
+            with self.store.write() as tx:
+                tx.processed(doc.id, record.id, "envelope", "unavailable", str(exc))
+            return
+        except (MlsError, P2PandaError) as exc:
+            self._discard()
+            with self.store.write() as tx:
+                tx.processed(doc.id, record.id, "envelope", "refused", _refusal(exc))
+            self._emit("refused", record.id, doc.id)
+            return
+
+        def writes(tx: Transaction) -> None:
+            tx.inner(row)
+            tx.processed(doc.id, record.id, "envelope", "opened")
+
+        self._persist(writes)
+        self._emit("message", record.id, doc.id)
+
+    def _inner_row(self, record: GroupRecord, doc: EnvelopeDoc, plaintext: bytes) -> InnerRow:
+        operation = decode_operation(plaintext)  # OP1-OP10
+        schema = self.schemas.get(str(operation.schema_id))
+        if schema is not None:
+            validate_operation(operation, schema)  # S1-S4
+        document_id = doc.id
+        if operation.action is not OperationAction.CREATE:
+            assert operation.previous is not None
+            first = next(iter(operation.previous)).hex()
+            document_id = self.store.document_of(first) or ""
+            if not document_id:
+                raise MalformedDocument(f"envelope {doc.id} updates {first}, which is not a known operation")
+        return InnerRow(
+            doc.id,
+            record.id,
+            document_id,
+            doc.author,
+            str(operation.schema_id),
+            plaintext,
+            self._lamport_of(operation),
+            doc.epoch,
+        )
+
+    # --- reading decrypted documents -----------------------------------------------------------------
+
+    def documents_of(self, group_id: str, schema: Schema) -> list[Document]:
+        """The group's decrypted documents of a schema, deleted ones left out."""
+        rows = self.store.inner_rows(group_id, schema_id=str(schema.id))
+        by_document: dict[str, list[InnerRow]] = {}
+        for row in rows:
+            by_document.setdefault(row.document_id, []).append(row)
+        documents = []
+        for document_rows in by_document.values():
+            document = self._build(document_rows, schema)
+            if document is not None and not document.is_deleted:
+                documents.append(document)
+        return documents
+
+    def document_of(self, group_id: str, document_id: str, schema: Schema | None = None) -> Document | None:
+        rows = self.store.inner_rows(group_id, document_id=document_id)
+        if not rows:
+            return None
+        if schema is None:
+            schema = self.schemas.get(rows[0].schema_id)
+        return self._build(rows, schema)
+
+    def _build(self, rows: list[InnerRow], schema: Schema | None) -> Document | None:
+        try:
+            operations = [
+                (Hash.from_hex(row.id), PublicKey.from_hex(row.author), decode_operation(row.operation)) for row in rows
+            ]
+            return build_document(operations, schema=schema)
+        except P2PandaError as exc:
+            log.info("document of %s does not build: %s", rows[0].id, exc)
+            return None
