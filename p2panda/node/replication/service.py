@@ -197,7 +197,12 @@ class Replication:
             log.info("refused a connection from %s: %s", writer.get_extra_info("peername"), exc)
             writer.close()
             return
-        await self._session(stream, initiator=False)
+        try:
+            await self._session(stream, initiator=False)
+        except asyncio.CancelledError:
+            # Stopping cancels this task; asyncio's server callback would log a cancelled handler as an
+            # error, so it ends here normally instead.
+            return
 
     async def _dial_loop(self, peer: Peer) -> None:
         delay = _BACKOFF[0]
