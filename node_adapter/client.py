@@ -62,6 +62,7 @@ from secret_group.engine import Engine, GroupRecord
 from secret_group.errors import (
     HistoryUnavailable,
     MalformedDocument,
+    NotAuthorised,
     NotMember,
     ReplayedWelcome,
     SecretGroupError,
@@ -442,12 +443,22 @@ class Client:
         async with self._lock:
             return await self._reconcile(group_id)
 
-    async def _reconcile(self, group_id: str) -> bool:
+    async def rotate(self, group_id: str) -> None:
+        """A self-update commit by a manager: fresh keys (post-compromise security), and whatever
+        membership difference is pending."""
+        async with self._lock:
+            await self._reconcile(group_id, rotate=True)
+
+    async def _reconcile(self, group_id: str, *, rotate: bool = False) -> bool:
         record = self.record(group_id)
         if not record.active:
+            if rotate:
+                raise NotMember(f"{self.me} is no longer a member of group {group_id}")
             return False
         owner, levels = await self.access(record.owner)
         if _keys(owner.state.members).get(self.me) != Level.MANAGE:
+            if rotate:
+                raise NotAuthorised(f"{self.me} does not manage key group {record.owner}")
             return False
         current = {k.hex() for k in self.engine.mls(record).members()}
         wanted = {k for k, level in levels.items() if level >= Level.READ} | {self.me}
@@ -457,7 +468,7 @@ class Client:
             package = await self._key_package_of(key)
             if package is not None:
                 adds.append(package)
-        if not adds and not removes:
+        if not adds and not removes and not rotate:
             return False
         await self._flush()
         args = await self._next_args(None)

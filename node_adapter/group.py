@@ -115,6 +115,11 @@ class Group:
         await self._client.node.remove_member(self._client.key_pair, self.owner, Member.key(public_key.hex()))
         await self._client.reconcile(self.id)
 
+    async def rotate(self) -> None:
+        """Commit fresh keys for this manager (a self-update), with any pending membership change."""
+        self._check_member()
+        await self._client.rotate(self.id)
+
     async def members(self) -> dict[PublicKey, Level]:
         """The MLS members (who can read what is sent now) with their key-group levels."""
         record = self._client.record(self.id)

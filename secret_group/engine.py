@@ -142,14 +142,16 @@ class Engine:
         removes: list[str],
         key_group_tips: tuple[str, ...],
     ) -> PlannedCommit:
-        """Add and remove members in one commit, merged at once (the caller stores the state before it
+        """Add and remove members in one commit (neither: a self-update), merged at once (the caller stores the state before it
         publishes, so a crash after publishing never leaves an own commit it cannot apply)."""
         if not record.active:
             raise NotMember(f"{self.me} is no longer a member of group {record.id}")
         mls = self.mls(record)
         before = set(mls.members())
         epoch = mls.epoch
-        if adds and not removes:
+        if not adds and not removes:  # a self-update: fresh keys for the committer (post-compromise security)
+            out = mls.self_update()
+        elif adds and not removes:
             out = mls.add([kp.key_package for kp in adds])
         elif removes and not adds:
             out = mls.remove([bytes.fromhex(k) for k in removes])
@@ -226,9 +228,12 @@ class Engine:
             mls.merge_pending_commit()
         elif processed.kind != "commit":
             raise MalformedDocument(f"commit {doc.id} carries an MLS {processed.kind}, not a commit")
-        after = set(mls.members()) if mls.is_active else set()
-        added = tuple(sorted(k.hex() for k in after - before))
-        removed = tuple(sorted(k.hex() for k in before - after))
+        if mls.is_active:
+            after = set(mls.members())
+            added = tuple(sorted(k.hex() for k in after - before))
+            removed = tuple(sorted(k.hex() for k in before - after))
+        else:  # removed ourselves: what else the commit did is not ours to know any more
+            added, removed = (), (self.me,)
         record = replace(self._after_commit(record, mls, removed), tip=doc.id)
         return Applied(record, added, removed)
 
