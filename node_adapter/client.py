@@ -566,15 +566,18 @@ class Client:
                 if self.store.status(view.id.hex()) is None:
                     welcomed = await self._ingest_commit(view) is not None or welcomed
             for record in self.store.groups():
-                if not record.active:
-                    continue
-                async for view in self._all(COMMIT_SCHEMA, {"group": {"eq": record.id}}):
-                    await self._ingest_commit(view)
-                async for view in self._all(ENVELOPE_SCHEMA, {"group": {"eq": record.id}}):
-                    self._ingest_envelope(view)
-                await self._drain(record.id)
+                if record.active:
+                    await self._sweep(record.id)
         if welcomed:
             await self.ensure_key_packages()
+
+    async def _sweep(self, group_id: str) -> None:
+        """Every commit and envelope of a group the node holds, then the drain (under the lock)."""
+        async for view in self._all(COMMIT_SCHEMA, {"group": {"eq": group_id}}):
+            await self._ingest_commit(view)
+        async for view in self._all(ENVELOPE_SCHEMA, {"group": {"eq": group_id}}):
+            self._ingest_envelope(view)
+        await self._drain(group_id)
 
     async def _all(self, schema: Schema, filter: Mapping[str, Mapping[str, Any]]) -> AsyncIterator[DocumentView]:
         after: str | None = None
@@ -604,8 +607,8 @@ class Client:
             return None
         record = self.store.group(doc.group)
         if record is None:
-            if self.me in doc.added:
-                await self._join(doc)
+            if self.me in doc.added and await self._join(doc):
+                await self._sweep(doc.group)  # what arrived before we could read it
                 return doc.group
             return None
         with self.store.write() as tx:
@@ -631,10 +634,10 @@ class Client:
             tx.pending(doc.id, doc.group, "envelope", doc.epoch, None, _encode_doc(doc))
         return doc.group
 
-    async def _join(self, doc: CommitDoc) -> None:
+    async def _join(self, doc: CommitDoc) -> bool:
         view = await self.node.document(SECRET_GROUP_SCHEMA, DocumentId.from_hex(doc.group))
         if view is None:
-            return  # the group document has not arrived yet; the next sweep tries again
+            return False  # the group document has not arrived yet; the next sweep tries again
         try:
             group = GroupDoc.parse(doc.group, view.owner.hex(), view.fields)
             record = self.engine.join(group, doc)
@@ -643,7 +646,7 @@ class Client:
             log.info("welcome of commit %s refused: %s", doc.id, exc)
             if not isinstance(exc, ReplayedWelcome):
                 self.last_error = _refusal(exc)
-            return
+            return False
 
         def writes(tx: Transaction) -> None:
             tx.group(record)
@@ -652,6 +655,7 @@ class Client:
         self._persist(writes)
         await self._retire_key_packages(doc.key_packages)
         self._emit("joined", doc.group, doc.id)
+        return True
 
     async def _drain(self, group_id: str) -> None:
         """Process what is pending for a group in order (C1-C3) until nothing more can be done."""
@@ -683,6 +687,22 @@ class Client:
                         progressed = True
                         break
             if not progressed:
+                self._link(group_id)
+                return
+
+    def _link(self, group_id: str) -> None:
+        """Give updates and deletes that arrived before the operation they follow their document."""
+        while True:
+            linked = 0
+            for row in self.store.inner_rows(group_id, document_id=""):
+                previous = decode_operation(row.operation).previous
+                assert previous is not None
+                document_id = self.store.document_of(next(iter(previous)).hex())
+                if document_id:
+                    with self.store.write() as tx:
+                        tx.link(row.id, document_id)
+                    linked += 1
+            if not linked:
                 return
 
     def _apply(self, record: GroupRecord, doc: CommitDoc, owner: KeyGroup) -> bool:
@@ -742,9 +762,8 @@ class Client:
         if operation.action is not OperationAction.CREATE:
             assert operation.previous is not None
             first = next(iter(operation.previous)).hex()
+            # "" until the operation it follows is known here (it may arrive later): see `_link`.
             document_id = self.store.document_of(first) or ""
-            if not document_id:
-                raise MalformedDocument(f"envelope {doc.id} updates {first}, which is not a known operation")
         return InnerRow(
             doc.id,
             record.id,

@@ -152,6 +152,9 @@ class Transaction:
             (row.lamport,),
         )
 
+    def link(self, operation_id: str, document_id: str) -> None:
+        self._conn.execute("UPDATE inner SET document_id = ? WHERE id = ?", (document_id, operation_id))
+
     def outbox(self, doc_id: str, entry: bytes, operation: bytes) -> None:
         self._conn.execute(
             "INSERT INTO outbox (id, entry, operation, state) VALUES (?, ?, ?, 'pending')", (doc_id, entry, operation)
@@ -259,8 +262,9 @@ class ClientStore:
         ]
 
     def document_of(self, operation_id: str) -> str | None:
+        """The document an inner operation belongs to; None when unknown or not linked yet."""
         row = self._conn.execute("SELECT document_id FROM inner WHERE id = ?", (operation_id,)).fetchone()
-        return str(row[0]) if row else None
+        return str(row[0]) if row and row[0] else None
 
     def outbox(self, state: str | None = None) -> list[OutboxRow]:
         sql = "SELECT seq, id, entry, operation, state, error FROM outbox"

@@ -144,9 +144,7 @@ def test_history_envelopes_bind_author_and_epoch() -> None:
     env = _envelope(alice, b"doc", 1)
     for bad in (replace(env, author=bob.key), replace(env, ciphertext=env.ciphertext[:-1] + b"\x00")):
         _refused_without_trace(bob, lambda bad=bad: bob.engine.open(bob.record, bad, levels), TamperedCiphertext)
-    _refused_without_trace(
-        bob, lambda: bob.engine.open(bob.record, replace(env, epoch=7), levels), HistoryUnavailable
-    )
+    _refused_without_trace(bob, lambda: bob.engine.open(bob.record, replace(env, epoch=7), levels), HistoryUnavailable)
     assert bob.engine.open(bob.record, env, levels).plaintext == b"doc"
 
 
@@ -154,9 +152,7 @@ def test_g5_an_author_below_write_is_refused() -> None:
     alice, bob, _ = _group(Mode.RATCHET)
     assert bob.record is not None
     env = _envelope(alice, b"x", 1)
-    _refused_without_trace(
-        bob, lambda: bob.engine.open(bob.record, env, {alice.key: Level.READ}), NotAuthorised
-    )
+    _refused_without_trace(bob, lambda: bob.engine.open(bob.record, env, {alice.key: Level.READ}), NotAuthorised)
     assert bob.engine.open(bob.record, env, _levels(alice)).plaintext == b"x"
 
 
