@@ -4,9 +4,9 @@
 from node_adapter.client import Client, ClientEvent
 from node_adapter.embedded import EmbeddedNode
 from node_adapter.errors import NodeAdapterError, NodeUnavailable, PublishRefused, QueryRefused
+from node_adapter.group import Group, Message
 from node_adapter.interface import Changes, Node
 from node_adapter.remote import RemoteNode
-from node_adapter.group import Group, Message
 from node_adapter.types import DocumentView, Page, Query
 
 __all__ = [

@@ -205,8 +205,8 @@ def test_removed_member_reads_nothing_new_and_history_secret_rotates() -> None:
 
 
 def test_malformed_commit_fields_are_refused_by_name() -> None:
-    from p2panda.operation.value import Relation
     from p2panda.ids import DocumentId
+    from p2panda.operation.value import Relation
 
     good = {
         "group": Relation(DocumentId.from_hex(GROUP_ID)),
