@@ -183,8 +183,13 @@ class Node:
         """Validate and store an entry with its operation; returns what was stored and the next args.
 
         Storing and materialising happen in one transaction: an acknowledged operation is always
-        materialised, and a failed one leaves nothing.
+        materialised, and a failed one leaves nothing. Once started it runs to its end even when the
+        caller is cancelled (a client that hangs up, a replication session that breaks): a transaction
+        that commits is always announced to subscribers and replication watchers.
         """
+        return await asyncio.shield(self._publish(entry, operation))
+
+    async def _publish(self, entry: bytes, operation: bytes) -> Published:
         async with self._write_lock:
             try:
                 published, done = await self.db.write(lambda conn: self._store(Store(conn), entry, operation))
@@ -204,9 +209,13 @@ class Node:
         Each entry is validated exactly as by `publish`, in order, so an entry may build on an earlier
         one of the same batch. A refused entry is left out and its error takes its place in the result;
         it holds back nothing else. A fork is refused and its proof recorded in the same transaction.
+        Like `publish`, it runs to its end (announcements included) even when the caller is cancelled.
         """
         if not pairs:
             return []
+        return await asyncio.shield(self._ingest(pairs))
+
+    async def _ingest(self, pairs: Sequence[tuple[bytes, bytes]]) -> list[Published | P2PandaError]:
 
         def transaction(conn: Connection) -> tuple[list[Published | P2PandaError], list[tuple[Published, list[_Done]]]]:
             store = BatchStore(conn)
@@ -267,7 +276,7 @@ class Node:
 
     async def _publish_or_error(self, entry: bytes, operation: bytes) -> Published | P2PandaError:
         try:
-            return await self.publish(entry, operation)
+            return await self._publish(entry, operation)
         except P2PandaError as exc:
             return exc
 
