@@ -152,6 +152,8 @@ class Client:
         self._changes: Changes | None = None
         self._task: asyncio.Task[None] | None = None
         self._listeners: set[asyncio.Queue[ClientEvent]] = set()
+        # Resolved owner key groups, dropped whenever a membership change arrives (or we make one).
+        self._access: dict[str, tuple[KeyGroup, dict[str, Level]]] = {}
         self.last_error: str | None = None
 
     # --- lifecycle ----------------------------------------------------------------------------------
@@ -170,7 +172,7 @@ class Client:
         self._member = MlsMember(self.key_pair.private_key(), self._store.mls_items())
         self.engine = Engine(self._member)
         try:
-            self._changes = await self.node.subscribe(frozenset({COMMIT, ENVELOPE, MEMBERSHIP, KEY_PACKAGE}))
+            await self._subscribe()
         except NodeAdapterError as exc:  # a node without subscriptions (a stock aquadoggo): poll
             log.info("no subscriptions (%s): polling every %.1f s", exc, self._poll_interval)
             self._changes = None
@@ -310,13 +312,19 @@ class Client:
             try:
                 await self.node.publish(row.entry, row.operation)
             except PublishRefused as exc:
-                if "already" in str(exc):  # stored before a crash took the acknowledgement
+                if await self._node_holds(row.id):  # stored before a crash took the acknowledgement
                     self.store.set_outbox_state(row.id, "sent")
                     continue
                 self.store.set_outbox_state(row.id, "failed", str(exc))
                 log.warning("node refused %s: %s", row.id, exc)
                 continue
             self.store.set_outbox_state(row.id, "sent")
+
+    async def _node_holds(self, operation_id: str) -> bool:
+        try:
+            return await self.node.operation_status(Hash.from_hex(operation_id)) is not None
+        except NodeAdapterError:  # a node without operationStatus: its refusal text is all there is
+            return False
 
     async def _publish_plain(self, operation: Operation, view_id: DocumentViewId | None, writes: Any = None) -> str:
         """Sign and publish an operation that changes no MLS state (key packages and their deletion)."""
@@ -375,6 +383,10 @@ class Client:
                 if document_id is None:
                     raise PublishRefused(f"{operation.previous} is not an operation of group {group_id}")
             await self._flush()
+            await self._drain(group_id)  # send in the newest epoch this node has reached
+            record = self.record(group_id)
+            if not record.active:
+                raise NotMember(f"{self.me} is no longer a member of group {group_id}")
             args = await self._next_args(None)
             plaintext = encode_operation(operation)
             try:
@@ -420,6 +432,15 @@ class Client:
 
     async def access(self, owner: str) -> tuple[KeyGroup, dict[str, Level]]:
         """The owner key group and its keys' levels with nested groups flattened (N1-N3)."""
+        cached = self._access.get(owner)
+        if cached is None:
+            cached = self._access[owner] = await self._resolve_access(owner)
+        return cached
+
+    def forget_access(self) -> None:
+        self._access.clear()
+
+    async def _resolve_access(self, owner: str) -> tuple[KeyGroup, dict[str, Level]]:
         top = await self.node.key_group(owner)
         states: dict[str, GroupState] = {owner: top.state}
         frontier = [m.id for m in top.state.members if m.kind == "group"]
@@ -450,6 +471,7 @@ class Client:
             await self._reconcile(group_id, rotate=True)
 
     async def _reconcile(self, group_id: str, *, rotate: bool = False) -> bool:
+        self.forget_access()  # act on the key group as the node has it now
         record = self.record(group_id)
         if not record.active:
             if rotate:
@@ -509,21 +531,33 @@ class Client:
     # --- following the node -------------------------------------------------------------------------
 
     async def _follow(self) -> None:
+        """Live changes one by one; when the stream ends (a subscriber that fell behind is cut off by
+        the node, or the node went away) subscribe again and sweep, so nothing is missed."""
+        live = self._changes is not None
         while True:
             try:
                 if self._changes is None:
                     await asyncio.sleep(self._poll_interval)
+                    if live:
+                        await self._subscribe()
                     await self.sync()
                     continue
                 async for change in self._changes:
                     await self._on_change(change.schema_id, change.document_id.hex())
-                return
+                log.info("change stream ended: subscribing again")
+                await self._changes.close()
+                self._changes = None
             except asyncio.CancelledError:
                 raise
             except (P2PandaError, OSError) as exc:  # the node went away or refused: retry, never crash
                 self.last_error = _refusal(exc)
                 log.warning("following the node: %s", self.last_error)
-                await asyncio.sleep(self._poll_interval)
+                if self._changes is not None:
+                    await self._changes.close()
+                    self._changes = None
+
+    async def _subscribe(self) -> None:
+        self._changes = await self.node.subscribe(frozenset({COMMIT, ENVELOPE, MEMBERSHIP, KEY_PACKAGE}))
 
     async def _on_change(self, schema_id: str, document_id: str) -> None:
         if schema_id == COMMIT:
@@ -541,6 +575,8 @@ class Client:
                     if group_id is not None:
                         await self._drain(group_id)
         elif schema_id in (MEMBERSHIP, KEY_PACKAGE):
+            if schema_id == MEMBERSHIP:
+                self.forget_access()
             for record in self.store.groups():
                 if record.active:
                     self._emit("membership", record.id)
@@ -551,7 +587,7 @@ class Client:
     async def _is_designated(self, record: GroupRecord) -> bool:
         """The manager that commits membership changes it did not make itself: the lowest key among
         the managers that are MLS members (one committer in a connected group)."""
-        owner = await self.node.key_group(record.owner)
+        owner, _ = await self.access(record.owner)
         managers = {k for k, level in _keys(owner.state.members).items() if level == Level.MANAGE}
         current = {k.hex() for k in self.engine.mls(record).members()} if record.active else set()
         candidates = sorted(managers & current)

@@ -57,7 +57,9 @@ async def test_alice_and_bob_talk_through_a_relay_that_learns_no_plaintext(tmp_p
         served = b""
         for schema_id in (ENVELOPE, COMMIT):
             fields = "ciphertext epoch" if schema_id == ENVELOPE else "commit welcome handover added"
-            served += _graphql(relay.url, f"{{ all_{schema_id}(first: 100) {{ documents {{ fields {{ {fields} }} }} }} }}")
+            served += _graphql(
+                relay.url, f"{{ all_{schema_id}(first: 100) {{ documents {{ fields {{ {fields} }} }} }} }}"
+            )
         assert b"ciphertext" in served and len(served) > 2000  # the positive control: envelopes are served
         for text in [*secrets, "plans-False", "plans-True"]:
             assert text.encode() not in stored, f"{text!r} is in the relay's files"
@@ -109,4 +111,3 @@ async def test_a_client_of_a_remote_panda_node_keeps_its_state_in_a_file(tmp_pat
         if bob is not None and bob.client is not None:
             await bob.stop()
         process.kill()
-

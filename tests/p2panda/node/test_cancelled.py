@@ -6,6 +6,7 @@ never heard of entries their node held and live replication never forwarded them
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 from p2panda import KeyPair
 from p2panda.entry import sign_entry
@@ -28,10 +29,8 @@ def _entries(kp: KeyPair, count: int) -> list[tuple[bytes, bytes]]:
 async def _cancel_soon(call: asyncio.Task[object]) -> None:
     await asyncio.sleep(0)  # the call has started its database write
     call.cancel()
-    try:
+    with contextlib.suppress(asyncio.CancelledError):  # cancelled from the caller's side, as on a hang-up
         await call
-    except asyncio.CancelledError:
-        pass  # cancelled from the caller's side, as when a client hangs up
 
 
 async def test_a_cancelled_publish_is_announced_when_it_commits(node: Node) -> None:
