@@ -15,14 +15,28 @@ from __future__ import annotations
 
 import os
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from p2panda import KeyPair
-from p2panda.entry import sign_entry
+from p2panda.entry import UnsupportedTag, decode_entry, sign_entry
+from p2panda.entry.encode import unsigned_entry_bytes
 from p2panda.hash import Hash
-from p2panda.operation import encode_operation
+from p2panda.operation import InvalidSchemaId, decode_operation, encode_operation
+from p2panda.operation.cbor import encode_canonical
+from p2panda.schema import (
+    SYSTEM_SCHEMAS,
+    FieldRuleViolation,
+    FieldType,
+    FieldTypeError,
+    SchemaId,
+    SchemaIdError,
+    WrongFieldType,
+    validate_operation,
+)
 from tests.interop.reference import (
     Json,
     OurCases,
@@ -111,3 +125,82 @@ def test_the_reference_accepts_what_we_make(binary: Path, seed: int) -> None:
         "an operation after a DELETE: the reference refuses to build, the document stays deleted"
     }
     print(f"seed {seed}: {len(cases)} of our cases accepted, deviations {dict(deviations)}")
+
+
+# --- the README's strictness list: accepted by p2panda-rs 0.8.1, refused by us --------------------
+
+_KEY = KeyPair.from_private_key(bytes(range(32)))
+_H = [Hash.of(bytes([i])) for i in range(3)]
+_APP = f"venue_{_H[0].hex()}"
+
+
+def _tagged_entry(tag: int) -> bytes:
+    payload = encode_canonical([1, 0, "blob_piece_v1", {"data": b"x"}])
+    unsigned = bytearray(
+        unsigned_entry_bytes(_KEY.public_key.to_bytes(), 0, 1, len(payload), Hash.of(payload), None, None)
+    )
+    unsigned[0] = tag
+    return bytes(unsigned) + _KEY.sign(bytes(unsigned))
+
+
+def _definition(fields: list[Any]) -> bytes:
+    return encode_canonical([1, 0, "schema_definition_v1", {"description": "d", "fields": fields, "name": "venue"}])
+
+
+def _blob(length: int, pieces: list[Any]) -> bytes:
+    return encode_canonical([1, 0, "blob_v1", {"length": length, "mime_type": "image/png", "pieces": pieces}])
+
+
+def _field_definition(field_type: str) -> bytes:
+    return encode_canonical([1, 0, "schema_field_definition_v1", {"name": "a", "type": field_type}])
+
+
+def _system_op(schema: str, raw: bytes) -> tuple[Json, Callable[[], object]]:
+    case = {"kind": "operation", "schema": {"id": schema}, "operation": raw.hex()}
+    return case, lambda: validate_operation(decode_operation(raw), SYSTEM_SCHEMAS[SchemaId.parse(schema)])
+
+
+def _text(kind: str, text: str, ours: Callable[[str], object]) -> tuple[Json, Callable[[], object]]:
+    return {"kind": kind, "text": text}, lambda: ours(text)
+
+
+STRICTNESS: list[tuple[str, tuple[Json, Callable[[], object]], type[Exception]]] = [
+    (
+        "entry tag byte 1 (end of log)",
+        ({"kind": "entry", "entry": _tagged_entry(1).hex()}, lambda: decode_entry(_tagged_entry(1))),
+        UnsupportedTag,
+    ),
+    ("system schema id blob_v01", _text("schema_id", "blob_v01", SchemaId.parse), SchemaIdError),
+    (
+        "system schema id blob_piece_v01 in an operation",
+        _system_op("blob_piece_v1", encode_canonical([1, 0, "blob_piece_v01", {"data": b"x"}])),
+        InvalidSchemaId,
+    ),
+    (
+        "uppercase hex in a schema id",
+        _text("schema_id", _APP.upper().replace("VENUE", "venue"), SchemaId.parse),
+        SchemaIdError,
+    ),
+    ("field type with trailing junk", _text("field_type", f"relation({_APP})junk", FieldType.parse), FieldTypeError),
+    (
+        "field definition whose type has trailing junk",
+        _system_op("schema_field_definition_v1", _field_definition(f"pinned_relation({_APP})x")),
+        FieldRuleViolation,
+    ),
+    ("schema definition with no fields", _system_op("schema_definition_v1", _definition([])), FieldRuleViolation),
+    ("blob with no pieces", _system_op("blob_v1", _blob(3, [])), FieldRuleViolation),
+    (
+        "flat list of hashes as a pinned_relation_list (the reference reads it as [])",
+        _system_op("schema_definition_v1", _definition([_H[1].to_bytes(), _H[2].to_bytes()])),
+        WrongFieldType,
+    ),
+    ("negative blob length", _system_op("blob_v1", _blob(-1, [[_H[1].to_bytes()]])), FieldRuleViolation),
+]
+
+
+def test_strictness_list_is_accepted_by_the_reference_and_refused_by_us(binary: Path) -> None:
+    answers = run_reference(binary, ["verify"], [case for _, (case, _), _ in STRICTNESS])
+    for (name, (_, ours), error), reference in zip(STRICTNESS, answers, strict=True):
+        assert reference["ok"], f"{name}: the reference refuses it too: {reference}"
+        with pytest.raises(error):
+            ours()
