@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import random
 from typing import Any
 
@@ -24,7 +25,7 @@ from p2panda.document import (
 )
 from p2panda.entry import decode_entry
 from p2panda.ids import DocumentViewId
-from p2panda.operation import Operation, decode_operation
+from p2panda.operation import Operation, decode_operation, encode_operation
 from p2panda.schema import SchemaId
 
 SCHEMA = SchemaId.parse("message_0020d4f2294b7e953e70dd476b5de39d1679ff06a4936bca3ef6fb227e83a126a767")
@@ -255,6 +256,13 @@ def test_d2_duplicate_ids() -> None:
     assert build_document([c, c]).fields == {"a": 0}
     with pytest.raises(DuplicateOperation, match=op_id("c").hex()):
         build_document([c, (op_id("c"), AUTHOR, Operation.create(SCHEMA, {"a": 1}))])
+
+
+def test_d2_the_same_operation_with_a_nan_twice_is_a_repeat() -> None:
+    # NaN != NaN: two decodings of one operation compare unequal as values, not as bytes.
+    raw = encode_operation(Operation.create(SCHEMA, {"a": float("nan")}))
+    doc = build_document([(op_id("c"), AUTHOR, decode_operation(raw)), (op_id("c"), AUTHOR, decode_operation(raw))])
+    assert doc.fields is not None and math.isnan(float(doc.fields["a"]))  # type: ignore[arg-type]
 
 
 def test_d3_exactly_one_create() -> None:
