@@ -33,6 +33,7 @@ from p2panda.document.walk import walk_order
 from p2panda.hash import Hash
 from p2panda.identity import PublicKey
 from p2panda.ids import DocumentId, DocumentViewId, OperationId
+from p2panda.operation.encode import encode_operation
 from p2panda.operation.model import Operation, OperationAction
 from p2panda.operation.value import OperationValue
 from p2panda.schema.schema import Schema, typed_value
@@ -40,6 +41,11 @@ from p2panda.schema.schema import Schema, typed_value
 __all__ = ["build_document", "ancestors"]
 
 OperationInput = tuple[Hash, PublicKey, Operation]
+
+
+def _same(a: tuple[PublicKey, Operation], b: tuple[PublicKey, Operation]) -> bool:
+    # Compared as bytes when the values differ: a NaN field is not equal to itself.
+    return a == b or (a[0] == b[0] and encode_operation(a[1]) == encode_operation(b[1]))
 
 
 def ancestors(graph: dict[OperationId, list[OperationId]], tips: Iterable[OperationId]) -> set[OperationId]:
@@ -65,7 +71,7 @@ def build_document(
     for op_id, author, operation in operations:
         key = OperationId(op_id.to_bytes())
         if key in ops:  # D2
-            if ops[key] != (author, operation):
+            if not _same(ops[key], (author, operation)):
                 raise DuplicateOperation(f"operation {key.hex()} given twice with different contents")
             continue
         ops[key] = (author, operation)

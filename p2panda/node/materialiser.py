@@ -2,7 +2,9 @@
 
 The node materialises an accepted operation in the transaction that stores it. The common cases are
 incremental: a CREATE starts a view, and an UPDATE whose `previous` are exactly the document's current
-tips extends it (the new operation comes last in the walk order, so its fields win). Anything else
+tips extends it when the current walk order ends at one of those tips (`walk_ends_at_tip`): then the new
+operation is walked last, so its fields win. p2panda's walk is not always topological (a merge can be
+walked before one of its parents, which then comes last), so a tip is not always last. Anything else
 (merges of concurrent branches, deletes, late arrivals) rebuilds the document from all its operations.
 Ingest paths that defer materialisation leave a task per document, finished at the next start.
 """
@@ -222,6 +224,7 @@ def materialise(
             view_id=str(doc.view_id),
             is_deleted=doc.is_deleted,
             is_edited=doc.is_edited,
+            walk_ends_at_tip=bool(doc.operations) and doc.operations[-1] in doc.view_id,
         )
         fields = _fields_cbor(doc)
         store.save_document(stored, fields)
@@ -247,14 +250,14 @@ def _extend(store: Store, document_id: str, accepted: Accepted) -> tuple[StoredD
     op = accepted.operation
     op_id = accepted.id.hex()
     if op.action is OperationAction.CREATE:
-        created = StoredDocument(op_id, str(op.schema_id), accepted.public_key.hex(), op_id, False, False)
+        created = StoredDocument(op_id, str(op.schema_id), accepted.public_key.hex(), op_id, False, False, True)
         fields = encode_canonical({name: to_cbor(value) for name, value in (op.fields or {}).items()})
         store.save_document(created, fields, new_document=True, new_view=True)
         return created, fields
     if op.action is not OperationAction.UPDATE or op.previous is None:
         return None
     current = store.document(document_id)
-    if current is None or current.is_deleted:
+    if current is None or current.is_deleted or not current.walk_ends_at_tip:
         return None
     if sorted(current.view_id.split("_")) != sorted(h.hex() for h in op.previous):
         return None
@@ -265,7 +268,7 @@ def _extend(store: Store, document_id: str, accepted: Accepted) -> tuple[StoredD
     assert isinstance(stored_fields, dict)
     merged = dict(stored_fields)
     merged.update({name: to_cbor(value) for name, value in (op.fields or {}).items()})
-    updated = StoredDocument(document_id, current.schema_id, current.owner, op_id, False, True)
+    updated = StoredDocument(document_id, current.schema_id, current.owner, op_id, False, True, True)
     fields = encode_canonical(merged)
     store.save_document(updated, fields, new_view=True)
     return updated, fields

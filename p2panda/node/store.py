@@ -57,6 +57,7 @@ class StoredDocument:
     view_id: str
     is_deleted: bool
     is_edited: bool
+    walk_ends_at_tip: bool = False
 
 
 _e, _l, _o, _d, _v = t.entries.c, t.logs.c, t.operations.c, t.documents.c, t.document_views.c
@@ -127,7 +128,9 @@ def _operation(row: Any) -> StoredOperation:
 
 
 def _document(row: Any) -> StoredDocument:
-    return StoredDocument(row.id, row.schema_id, row.owner, row.view_id, row.is_deleted, row.is_edited)
+    return StoredDocument(
+        row.id, row.schema_id, row.owner, row.view_id, row.is_deleted, row.is_edited, row.walk_ends_at_tip
+    )
 
 
 # Rows as the tables take them (shared with `batch.py`, which writes them later, many at a time).
@@ -174,6 +177,7 @@ def document_values(doc: StoredDocument) -> dict[str, Any]:
         "view_id": doc.view_id,
         "is_deleted": doc.is_deleted,
         "is_edited": doc.is_edited,
+        "walk_ends_at_tip": doc.walk_ends_at_tip,
     }
 
 

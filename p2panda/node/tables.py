@@ -19,6 +19,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 
 __all__ = [
@@ -87,6 +88,8 @@ documents = Table(
     Column("view_id", Text, nullable=False),
     Column("is_deleted", Boolean, nullable=False),
     Column("is_edited", Boolean, nullable=False),
+    # the walk order of the current view ends at one of its tips (see materialiser._extend)
+    Column("walk_ends_at_tip", Boolean, nullable=False, server_default=false()),
 )
 
 document_views = Table(

@@ -1,8 +1,15 @@
 """Canonical CBOR as p2panda 0.8 writes it, and a strict single-item decode.
 
 Canonical: definite lengths; shortest integer and length headers; floats in the shortest of f16/f32/f64
-that round-trips bit-exactly (NaN as f97e00); map keys sorted by their UTF-8 bytes (not RFC 7049's
-length-first order that cbor2's `canonical=True` uses); no tags, no null.
+that round-trips bit-exactly; map keys sorted by their UTF-8 bytes (not RFC 7049's length-first order
+that cbor2's `canonical=True` uses); no tags, no null.
+
+NaNs as p2panda-rs 0.8.1 (ciborium) writes them: their bits are kept, in the shortest width that keeps
+them. Narrowing a NaN keeps the sign and the top bits of the payload and sets the quiet bit, widening
+sets the quiet bit and pads the payload with zeros, so a quiet NaN whose low 42 payload bits are zero
+fits f16 (the common NaN is f97e00, -NaN f9fe00), one whose low 29 bits are zero fits f32, any other
+(every signalling NaN among them) stays f64. cbor2 decodes f16/f32 NaNs the same way (quiet bit set,
+payload kept), so what we decode re-encodes to the same bytes.
 """
 
 from __future__ import annotations
@@ -21,7 +28,9 @@ __all__ = ["encode_canonical", "decode_single", "CborValue"]
 
 CborValue = bool | int | float | str | bytes | Hash | Sequence["CborValue"] | Mapping[str, "CborValue"]
 
-_F16_NAN = b"\xf9\x7e\x00"
+_QUIET = 1 << 51
+_LOW_42 = (1 << 42) - 1
+_LOW_29 = (1 << 29) - 1
 
 
 def _header(major: int, value: int) -> bytes:
@@ -39,9 +48,19 @@ def _header(major: int, value: int) -> bytes:
     raise OverflowError(f"integer {value} does not fit a cbor header")
 
 
+def _nan(value: float) -> bytes:
+    bits = int.from_bytes(struct.pack(">d", value), "big")
+    sign, mantissa = bits >> 63, bits & ((1 << 52) - 1)
+    if mantissa & _QUIET and not mantissa & _LOW_42:
+        return b"\xf9" + ((sign << 15) | 0x7C00 | (mantissa >> 42)).to_bytes(2, "big")
+    if mantissa & _QUIET and not mantissa & _LOW_29:
+        return b"\xfa" + ((sign << 31) | 0x7F800000 | (mantissa >> 29)).to_bytes(4, "big")
+    return b"\xfb" + bits.to_bytes(8, "big")
+
+
 def _float(value: float) -> bytes:
     if math.isnan(value):
-        return _F16_NAN
+        return _nan(value)
     f64 = struct.pack(">d", value)
     try:
         f16 = struct.pack(">e", value)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import random
 from typing import Any
 
@@ -24,7 +25,7 @@ from p2panda.document import (
 )
 from p2panda.entry import decode_entry
 from p2panda.ids import DocumentViewId
-from p2panda.operation import Operation, decode_operation
+from p2panda.operation import Operation, decode_operation, encode_operation
 from p2panda.schema import SchemaId
 
 SCHEMA = SchemaId.parse("message_0020d4f2294b7e953e70dd476b5de39d1679ff06a4936bca3ef6fb227e83a126a767")
@@ -101,15 +102,32 @@ def dags(draw: st.DrawFn) -> dict[str, list[str]]:
 
 
 @given(dags(), st.randoms())
-def test_walk_is_topological_and_independent_of_input_order(graph: dict[str, list[str]], rnd: random.Random) -> None:
+def test_walk_visits_every_operation_once_independent_of_input_order(
+    graph: dict[str, list[str]], rnd: random.Random
+) -> None:
     order = walk_order(graph)
     assert sorted(order) == sorted(graph)
-    position = {key: i for i, key in enumerate(order)}
-    for key, previous in graph.items():
-        assert all(position[p] < position[key] for p in previous)
+    assert order[0] == next(k for k, v in graph.items() if not v)
     items = list(graph.items())
     rnd.shuffle(items)
     assert walk_order(dict(items)) == order
+
+
+def test_walk_is_the_spec_walk_not_a_topological_order() -> None:
+    # The minimal case: M (a merge of A and B) is A's larger child, pushed when A is visited and
+    # popped before B, which p2panda-rs 0.8.1 visits last.
+    graph = {"r": [], "a": ["r"], "b": ["r"], "k": ["a"], "m": ["a", "b"]}
+    assert walk_order(graph) == ["r", "a", "k", "m", "b"]
+    # A merge visited before its other parent, then its child: the only tip is not last.
+    graph = {"r": [], "a": ["r"], "b": ["r"], "k": ["a"], "m": ["a", "b"], "t": ["k", "m"]}
+    assert walk_order(graph) == ["r", "a", "k", "m", "t", "b"]
+
+
+def test_walk_visits_an_operation_once_when_previous_names_an_ancestor() -> None:
+    # z names a and its descendant x: pushed by a (as the larger sibling) and again by x, so
+    # p2panda-rs 0.8.1 visits it twice (r, a, s, x, z, y, z); we visit it once.
+    graph = {"r": [], "a": ["r"], "s": ["a"], "x": ["s"], "z": ["a", "x"], "y": ["z"]}
+    assert walk_order(graph) == ["r", "a", "s", "x", "z", "y"]
 
 
 # --- documents -------------------------------------------------------------------------------------
@@ -173,6 +191,29 @@ def test_concurrent_updates_resolve_by_walk_order() -> None:
     assert two.fields == {"title": winner}
 
 
+def by_id(*labels: str) -> list[str]:
+    return sorted(labels, key=lambda label: op_id(label).hex())
+
+
+def test_merge_walked_before_its_other_parent_loses_to_it() -> None:
+    # The minimal case, as p2panda-rs 0.8.1 builds it: R = CREATE{x: R}; A = UPDATE(R){};
+    # B = UPDATE(R){x: B}; Q = UPDATE(A){}; M = UPDATE(A, B){x: M}, ids A < B and Q < M. The walk is
+    # R, A, Q, M, B, so x = B (a topological walk R, A, Q, B, M would give x = M).
+    a, b = by_id("A1", "B1")
+    q, m = by_id("Q1", "M1")
+    ops = [
+        create("R", x="R"),
+        update(a, ["R"]),
+        update(b, ["R"], x="B"),
+        update(q, [a]),
+        update(m, [a, b], x="M"),
+    ]
+    doc = build_document(ops)
+    assert doc.operations == tuple(op_id(label) for label in ["R", a, q, m, b])
+    assert doc.fields == {"x": "B"} and doc.field_writers == {"x": op_id(b)}
+    assert doc.view_id == DocumentViewId([op_id(q), op_id(m)])
+
+
 def test_merge_operation_sees_both_branches() -> None:
     ops = [
         create("c", a=0, b=0),
@@ -215,6 +256,13 @@ def test_d2_duplicate_ids() -> None:
     assert build_document([c, c]).fields == {"a": 0}
     with pytest.raises(DuplicateOperation, match=op_id("c").hex()):
         build_document([c, (op_id("c"), AUTHOR, Operation.create(SCHEMA, {"a": 1}))])
+
+
+def test_d2_the_same_operation_with_a_nan_twice_is_a_repeat() -> None:
+    # NaN != NaN: two decodings of one operation compare unequal as values, not as bytes.
+    raw = encode_operation(Operation.create(SCHEMA, {"a": float("nan")}))
+    doc = build_document([(op_id("c"), AUTHOR, decode_operation(raw)), (op_id("c"), AUTHOR, decode_operation(raw))])
+    assert doc.fields is not None and math.isnan(float(doc.fields["a"]))  # type: ignore[arg-type]
 
 
 def test_d3_exactly_one_create() -> None:

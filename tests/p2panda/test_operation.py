@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 from typing import Any
 
 import pytest
@@ -126,6 +127,40 @@ def test_float_vectors(vectors: dict[str, Any]) -> None:
 )
 def test_shortest_floats(value: float, hex_: str) -> None:
     assert encode_canonical(value).hex() == hex_
+
+
+def _f64(bits: str) -> float:
+    return float(struct.unpack(">d", bytes.fromhex(bits))[0])
+
+
+@pytest.mark.parametrize(
+    "bits, hex_",
+    [
+        # p2panda-rs 0.8.1 keeps a NaN's sign and payload, in the shortest width that keeps them
+        ("7ff8000000000000", "f97e00"),
+        ("fff8000000000000", "f9fe00"),
+        ("7ff8040000000000", "f97e01"),
+        ("fffffc0000000000", "f9ffff"),
+        ("7ff8000020000000", "fa7fc00001"),
+        ("fff8000020000000", "faffc00001"),
+        ("7ff8000000000001", "fb7ff8000000000001"),
+        # signalling NaNs: narrowing would set the quiet bit, so they stay f64
+        ("7ff0000000000001", "fb7ff0000000000001"),
+        ("7ff4000000000000", "fb7ff4000000000000"),
+    ],
+)
+def test_nan_bits_kept_in_the_shortest_width(bits: str, hex_: str) -> None:
+    encoded = encode_canonical(_f64(bits))
+    assert encoded.hex() == hex_
+    decoded = decode_operation(_op(1, 0, S, {"a": _f64(bits)})).fields
+    assert decoded is not None and struct.pack(">d", decoded["a"]).hex() == bits
+
+
+@pytest.mark.parametrize("nan", ["f97c01", "fb7ff8000000000000", "fa7fc00000", "fa7f800001"])
+def test_nan_in_a_wider_or_signalling_form_is_not_canonical(nan: str) -> None:
+    raw = bytes.fromhex("840100") + encode_canonical(S) + bytes.fromhex("a16161" + nan)
+    with pytest.raises(NonCanonicalEncoding, match="byte"):
+        decode_operation(raw)
 
 
 def test_map_keys_sorted_by_utf8_bytes_not_length() -> None:
