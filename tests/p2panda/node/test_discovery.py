@@ -28,7 +28,8 @@ def test_local_addresses() -> None:
 
 def config(tmp_path: Path, name: str, address: str) -> Path:
     path = tmp_path / f"{name}.toml"
-    path.write_text(f'http_host = "{address}"\n')
+    # mDNS announces the replication address, so it must be the namespace's, not the loopback default.
+    path.write_text(f'http_host = "{address}"\nreplication_host = "{address}"\n')
     return path
 
 
