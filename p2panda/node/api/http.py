@@ -67,7 +67,14 @@ class HttpServer:
     async def start(self) -> None:
         # H2: aiohttp's keep-alive timer runs from the moment a connection opens and again after every
         # response, and closes the connection while it waits for a request head.
-        self._runner = web.AppRunner(self.app, access_log=None, keepalive_timeout=self.limits.header_timeout)
+        # After an early answer (408, 413) aiohttp reads on what the client still sends, for at most the
+        # lingering time: the body timeout bounds that too.
+        self._runner = web.AppRunner(
+            self.app,
+            access_log=None,
+            keepalive_timeout=self.limits.header_timeout,
+            lingering_time=self.limits.body_timeout,
+        )
         await self._runner.setup()
         site = CappedSite(self._runner, self.host, self.port, self.limits.max_connections)
         await site.start()

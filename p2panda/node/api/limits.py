@@ -37,6 +37,7 @@ _BUSY = (
     b"Content-Length: 41\r\n\r\ntoo many connections to this node, retry\n"
 )
 _SUMMARY_EVERY = 10.0
+_MAX_LINGERING = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,18 +53,43 @@ class HttpLimits:
 
 
 class _Refused(asyncio.Protocol):
-    """H1: one fixed answer, then close; never reads the request."""
+    """H1: one fixed answer, then close. Closing a socket with unread request bytes makes the kernel send a
+    reset, which can destroy the answer before the client reads it: so the request is read and dropped
+    until the client closes, for at most a second, and only for a bounded number of connections at once."""
+
+    def __init__(self, site: CappedSite) -> None:
+        self._site = site
+        self._timer: asyncio.TimerHandle | None = None
+        self._counted = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         transport.write(_BUSY)
-        transport.close()
+        if self._site.lingering >= _MAX_LINGERING:
+            transport.close()
+            return
+        self._site.lingering += 1
+        self._counted = True
+        transport.write_eof()
+        self._timer = asyncio.get_running_loop().call_later(1.0, transport.close)
+
+    def data_received(self, data: bytes) -> None:
+        pass
+
+    def eof_received(self) -> bool:
+        return False  # close
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        if self._counted:
+            self._site.lingering -= 1
 
 
 class CappedSite(web.BaseSite):
     """A TCP site like aiohttp's `TCPSite` whose connections are capped (H1)."""
 
-    __slots__ = ("_host", "_last_warning", "_limit", "_port", "_refused")
+    __slots__ = ("_host", "_last_warning", "_limit", "_port", "_refused", "lingering")
 
     def __init__(self, runner: web.BaseRunner, host: str, port: int, max_connections: int) -> None:
         super().__init__(runner)
@@ -72,6 +98,7 @@ class CappedSite(web.BaseSite):
         self._limit = max_connections
         self._refused = 0
         self._last_warning = 0.0
+        self.lingering = 0  # refused connections not closed yet
 
     @property
     def name(self) -> str:
@@ -98,7 +125,7 @@ class CappedSite(web.BaseSite):
         if now - self._last_warning >= _SUMMARY_EVERY:
             log.warning("HTTP: %d connections open (the limit): refused %d since", self._limit, self._refused)
             self._last_warning, self._refused = now, 0
-        return _Refused()
+        return _Refused(self)
 
 
 class RateLimitedErrors:
