@@ -44,12 +44,25 @@ def _parser() -> argparse.ArgumentParser:
         "--replication-port", type=int, default=None, help="node-to-node port (default 2022; 0 picks a free one)"
     )
     node.add_argument(
+        "--replication-host",
+        default=None,
+        help="address for node-to-node connections (default 127.0.0.1: this machine only; 0.0.0.0: every network)",
+    )
+    node.add_argument(
         "--peer", action="append", default=[], help="host:port or <node key>@host:port to replicate with (repeatable)"
     )
     node.add_argument("--network-key", help="64 hex digits: a private network (default: the public one)")
-    node.add_argument("--no-mdns", action="store_true", help="do not discover peers on the local network")
-    node.add_argument("--config", type=Path, default=None, help="node.toml with database_url, http_port, http_host")
-    node.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING, ...")
+    mdns = node.add_mutually_exclusive_group()
+    mdns.add_argument(
+        "--mdns",
+        dest="mdns",
+        action="store_true",
+        default=None,
+        help="announce this node and find peers on the local network (off by default)",
+    )
+    mdns.add_argument("--no-mdns", dest="mdns", action="store_false", help="no mDNS (the default)")
+    node.add_argument("--config", type=Path, default=None, help="node.toml (keys: see the README)")
+    node.add_argument("--log-level", default=None, help="DEBUG, INFO (default), WARNING, ERROR or CRITICAL")
     return parser
 
 
@@ -81,9 +94,6 @@ def _run_node(args: argparse.Namespace, data_dir: Path, configure: Configure | N
     from p2panda.node.errors import NodeError
     from p2panda.node.run import load_settings, run_node
 
-    logging.basicConfig(
-        level=args.log_level.upper(), stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
     try:
         settings = load_settings(
             args.config,
@@ -91,9 +101,14 @@ def _run_node(args: argparse.Namespace, data_dir: Path, configure: Configure | N
             args.database,
             args.http_port,
             replication_port=args.replication_port,
+            replication_host=args.replication_host,
             peers=args.peer,
             network_key=args.network_key,
-            mdns=False if args.no_mdns else None,
+            mdns=args.mdns,
+            log_level=args.log_level,
+        )
+        logging.basicConfig(
+            level=settings.log_level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
         )
         asyncio.run(run_node(settings, configure))
     except NodeError as exc:

@@ -25,7 +25,8 @@ from p2panda.ids import DocumentId, DocumentViewId
 from p2panda.node.batch import BatchStore
 from p2panda.node.bundle import BundleError, read_bundle
 from p2panda.node.changes import Changes, DocumentChanged, Subscription
-from p2panda.node.database import Database, default_database_url
+from p2panda.node.data_dir import DataDirLock, make_private_dir, make_private_file
+from p2panda.node.database import Database, default_database_url, parse_url
 from p2panda.node.errors import ForkDetected, NodeError
 from p2panda.node.materialiser import (
     Accepted,
@@ -70,6 +71,15 @@ class _BatchBroken(Exception):
     """A step failed after it had written to the batch: the batch is rolled back and redone entry by entry."""
 
 
+def _create_sqlite_file(url: str) -> None:
+    """L2 (data_dir.py): a SQLite database the node creates is 0600 in a 0700 directory."""
+    parsed = parse_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database:
+        path = Path(parsed.database)
+        make_private_dir(path.parent)
+        make_private_file(path)
+
+
 def _has_entry(entry_hash: str, conn: Connection) -> bool:
     return Store(conn).has_entry(entry_hash)
 
@@ -89,6 +99,7 @@ class Node:
         self._views: dict[str, dict[str, Document]] = {}
         # Replication sessions watch accepted entries (public key, log id, seq num), counted or not.
         self._entry_watchers: set[asyncio.Queue[tuple[str, int, int]]] = set()
+        self._lock = DataDirLock(config.data_dir)
 
     @property
     def db(self) -> Database:
@@ -97,10 +108,14 @@ class Node:
         return self._db
 
     async def start(self) -> None:
-        if self.config.database_url is None:
-            self.config.data_dir.mkdir(parents=True, exist_ok=True)
-        db = Database(self.config.url)
-        await db.open()
+        self._lock.acquire()  # L1 (data_dir.py): one node per data directory
+        try:
+            _create_sqlite_file(self.config.url)
+            db = Database(self.config.url)
+            await db.open()
+        except BaseException:
+            self._lock.release()
+            raise
         self._db = db
         try:
             await db.read(lambda conn: self.registry.load(Store(conn)))
@@ -133,6 +148,7 @@ class Node:
                 self.changes.close()
                 await self._db.close()
             self._db = None
+        self._lock.release()
 
     async def __aenter__(self) -> Node:
         await self.start()

@@ -1,7 +1,9 @@
 """The node's HTTP server: `POST /graphql`, GraphQL subscriptions over WebSocket on `GET /graphql`
-(the `graphql-transport-ws` protocol), `GET /blobs/{document id}[/{view id}]`, CORS for any origin.
+(the `graphql-transport-ws` protocol), `GET /blobs/{document id}[/{view id}]`.
 
 Starts and stops cleanly inside the caller's event loop (aiohttp AppRunner). Binds 127.0.0.1 by default.
+What browsers may do is in `browser.py` (B1-B4: no CORS unless configured), the bounds on clients in
+`limits.py` (H1-H6: connections, timeouts, WebSockets, subscriptions, slow readers).
 
 WebSocket connection states: connected -> acknowledged (after `connection_init`) -> closed. A
 `subscribe` before acknowledgement closes with 4401, a second init with 4429, a reused subscription id
@@ -13,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
@@ -21,7 +23,9 @@ from graphql import ExecutionResult
 
 from p2panda.errors import P2PandaError
 from p2panda.ids import DocumentId, DocumentViewId
+from p2panda.node.api.browser import BrowserPolicy, browser_guard
 from p2panda.node.api.graphql import GraphQLApi, formatted
+from p2panda.node.api.limits import CappedSite, HttpLimits
 from p2panda.node.blobs import read_blob
 from p2panda.node.changes import SubscriptionLagged
 
@@ -29,33 +33,31 @@ __all__ = ["HttpServer"]
 
 log = logging.getLogger(__name__)
 
-_CORS = {
-    "Access-Control-Allow-Origin": "*",
-    "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
-    "Access-Control-Allow-Headers": "Content-Type",
-}
-MAX_BODY = 1024 * 1024
 WS_PROTOCOL = "graphql-transport-ws"
 
 
-@web.middleware
-async def _cors(
-    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-) -> web.StreamResponse:
-    if request.method == "OPTIONS":
-        return web.Response(status=204, headers=_CORS)
-    response = await handler(request)
-    response.headers.update(_CORS)
-    return response
+class _SlowReader(Exception):
+    """H5: a WebSocket client did not take a message within the send timeout."""
 
 
 class HttpServer:
-    def __init__(self, api: GraphQLApi, host: str = "127.0.0.1", port: int = 2020) -> None:
+    def __init__(
+        self,
+        api: GraphQLApi,
+        host: str = "127.0.0.1",
+        port: int = 2020,
+        *,
+        limits: HttpLimits | None = None,
+        browsers: BrowserPolicy | None = None,
+    ) -> None:
         self.api = api
         self.host = host
         self.port = port
+        self.limits = limits or HttpLimits()
         self._runner: web.AppRunner | None = None
-        self.app = web.Application(middlewares=[_cors], client_max_size=MAX_BODY)
+        self.app = web.Application(
+            middlewares=[browser_guard(browsers or BrowserPolicy())], client_max_size=self.limits.max_body
+        )
         self.app.router.add_post("/graphql", self._graphql)
         self.app.router.add_get("/graphql", self._get_graphql)
         self.app.router.add_get("/blobs/{document_id}", self._blob)
@@ -63,14 +65,20 @@ class HttpServer:
         self._sockets: set[web.WebSocketResponse] = set()
 
     async def start(self) -> None:
-        self._runner = web.AppRunner(self.app, access_log=None)
+        # H2: aiohttp's keep-alive timer runs from the moment a connection opens and again after every
+        # response, and closes the connection while it waits for a request head.
+        # After an early answer (408, 413) aiohttp reads on what the client still sends, for at most the
+        # lingering time: the body timeout bounds that too.
+        self._runner = web.AppRunner(
+            self.app,
+            access_log=None,
+            keepalive_timeout=self.limits.header_timeout,
+            lingering_time=self.limits.body_timeout,
+        )
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port)
+        site = CappedSite(self._runner, self.host, self.port, self.limits.max_connections)
         await site.start()
-        server = site._server
-        sockets = getattr(server, "sockets", None) or []
-        if sockets:
-            self.port = int(sockets[0].getsockname()[1])
+        self.port = site.port
         log.info("GraphQL API on http://%s:%d/graphql", self.host, self.port)
 
     async def stop(self) -> None:
@@ -100,14 +108,27 @@ class HttpServer:
             return web.Response(status=304, headers={"ETag": etag})
         return web.Response(body=blob.data, content_type=blob.mime_type, headers={"ETag": etag})
 
-    async def _websocket(self, request: web.Request) -> web.WebSocketResponse:
+    async def _websocket(self, request: web.Request) -> web.StreamResponse:
+        if len(self._sockets) >= self.limits.max_websockets:  # H4
+            return web.json_response(
+                {"errors": [{"message": f"too many WebSockets open ({self.limits.max_websockets}), retry later"}]},
+                status=503,
+            )
         socket = web.WebSocketResponse(protocols=(WS_PROTOCOL,), heartbeat=30)
         await socket.prepare(request)
         self._sockets.add(socket)
         running: dict[str, asyncio.Task[None]] = {}
         acknowledged = False
         try:
-            async for frame in socket:
+            while True:
+                try:
+                    # H5: a WebSocket that holds no subscription must keep talking.
+                    frame = await socket.receive(timeout=None if running else self.limits.idle_timeout)
+                except TimeoutError:
+                    await socket.close(code=4408, message=b"idle without a subscription")
+                    break
+                if frame.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
+                    break
                 if frame.type is not WSMsgType.TEXT:
                     continue
                 try:
@@ -121,9 +142,9 @@ class HttpServer:
                         await socket.close(code=4429, message=b"too many initialisation requests")
                         break
                     acknowledged = True
-                    await socket.send_json({"type": "connection_ack"})
+                    await self._send(socket, {"type": "connection_ack"})
                 elif kind == "ping":
-                    await socket.send_json({"type": "pong"})
+                    await self._send(socket, {"type": "pong"})
                 elif kind == "subscribe":
                     if not acknowledged:
                         await socket.close(code=4401, message=b"unauthorized")
@@ -136,47 +157,80 @@ class HttpServer:
                     if ident in running:
                         await socket.close(code=4409, message=f"subscriber for {ident} already exists".encode())
                         break
+                    if len(running) >= self.limits.max_subscriptions:  # H4
+                        limit = self.limits.max_subscriptions
+                        error = [{"message": f"too many subscriptions on this connection (limit {limit})"}]
+                        await self._send(socket, {"id": ident, "type": "error", "payload": error})
+                        continue
                     results = await self._start(socket, ident, payload)
                     if results is not None:
-                        running[ident] = asyncio.create_task(self._stream(socket, ident, results, running))
+                        running[ident] = asyncio.create_task(self._stream(request, socket, ident, results, running))
                 elif kind == "complete":
                     task = running.pop(str(message.get("id")), None)
                     if task is not None:
                         task.cancel()
+        except _SlowReader:
+            self._drop(request, socket)
         finally:
             for task in running.values():
                 task.cancel()
             self._sockets.discard(socket)
         return socket
 
+    async def _send(self, socket: web.WebSocketResponse, message: dict[str, Any]) -> None:
+        """H5: aiohttp waits for the transport to drain once its buffer is full; a client that does not read
+        keeps it full."""
+        try:
+            async with asyncio.timeout(self.limits.send_timeout):
+                await socket.send_json(message)
+        except TimeoutError:
+            raise _SlowReader from None
+
+    def _drop(self, request: web.Request, socket: web.WebSocketResponse) -> None:
+        log.warning(
+            "dropped a WebSocket client that did not read for %.0f s (%s)",
+            self.limits.send_timeout,
+            request.remote,
+        )
+        self._sockets.discard(socket)
+        if request.transport is not None:
+            # abort, not close: close would wait for the unread buffer to drain, which never happens.
+            request.transport.abort()
+
     async def _start(
         self, socket: web.WebSocketResponse, ident: str, payload: dict[str, Any]
     ) -> AsyncIterator[ExecutionResult] | None:
         """Start a subscription before reading the next message, so a client's `ping` after
         `subscribe` is answered only once the subscription is live."""
-        query = payload.get("query")
-        if not isinstance(query, str):
-            await socket.send_json({"id": ident, "type": "error", "payload": [{"message": "query must be a string"}]})
+        problem = _request_problem(payload)
+        if problem is not None:
+            await self._send(socket, {"id": ident, "type": "error", "payload": [{"message": problem}]})
             return None
-        results = await self.api.subscribe(query, payload.get("variables") or {}, payload.get("operationName"))
+        results = await self.api.subscribe(
+            payload["query"], payload.get("variables") or {}, payload.get("operationName")
+        )
         if isinstance(results, dict):
-            await socket.send_json({"id": ident, "type": "error", "payload": results.get("errors", [])})
+            await self._send(socket, {"id": ident, "type": "error", "payload": results.get("errors", [])})
             return None
         return results
 
     async def _stream(
         self,
+        request: web.Request,
         socket: web.WebSocketResponse,
         ident: str,
         results: AsyncIterator[ExecutionResult],
         running: dict[str, asyncio.Task[None]],
     ) -> None:
         try:
-            async for result in results:
-                await socket.send_json({"id": ident, "type": "next", "payload": formatted(result)})
-            await socket.send_json({"id": ident, "type": "complete"})
-        except SubscriptionLagged as exc:
-            await socket.send_json({"id": ident, "type": "error", "payload": [{"message": str(exc)}]})
+            try:
+                async for result in results:
+                    await self._send(socket, {"id": ident, "type": "next", "payload": formatted(result)})
+                await self._send(socket, {"id": ident, "type": "complete"})
+            except SubscriptionLagged as exc:
+                await self._send(socket, {"id": ident, "type": "error", "payload": [{"message": str(exc)}]})
+        except _SlowReader:
+            self._drop(request, socket)
         except ConnectionResetError:
             pass
         finally:
@@ -187,13 +241,37 @@ class HttpServer:
 
     async def _graphql(self, request: web.Request) -> web.Response:
         try:
-            body = await request.json()
-            query = body["query"]
-            if not isinstance(query, str):
-                raise TypeError("query must be a string")
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-            error = {"data": None, "errors": [{"message": f"malformed GraphQL request: {exc}"}]}
-            return web.json_response(error, status=400)
-        variables = body.get("variables") or {}
-        result = await self.api.execute(query, variables, body.get("operationName"))
+            async with asyncio.timeout(self.limits.body_timeout):  # H3
+                text = await request.text()
+        except TimeoutError:
+            limit = self.limits.body_timeout
+            error = {"data": None, "errors": [{"message": f"request body not received within {limit:g} s"}]}
+            return web.json_response(error, status=408, headers={"Connection": "close"})
+        try:
+            body = json.loads(text)
+        except ValueError as exc:
+            return _malformed(f"the body is not JSON: {exc}")
+        problem = _request_problem(body)
+        if problem is not None:
+            return _malformed(problem)
+        result = await self.api.execute(body["query"], body.get("variables") or {}, body.get("operationName"))
         return web.json_response(result)
+
+
+def _request_problem(body: object) -> str | None:
+    """What is wrong with the shape of a GraphQL request (HTTP body or WebSocket `subscribe` payload)."""
+    if not isinstance(body, dict):
+        return f"the request must be a JSON object, not {type(body).__name__}"
+    if not isinstance(body.get("query"), str):
+        return "query must be a string"
+    if not isinstance(body.get("variables"), dict | None):
+        return f"variables must be an object, not {type(body['variables']).__name__}"
+    if not isinstance(body.get("operationName"), str | None):
+        return f"operationName must be a string, not {type(body['operationName']).__name__}"
+    return None
+
+
+def _malformed(problem: str) -> web.Response:
+    return web.json_response(
+        {"data": None, "errors": [{"message": f"malformed GraphQL request: {problem}"}]}, status=400
+    )

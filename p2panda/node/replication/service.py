@@ -91,7 +91,7 @@ class Peer:
 @dataclass(frozen=True, slots=True)
 class ReplicationConfig:
     key_pair: KeyPair
-    host: str = "0.0.0.0"
+    host: str = "127.0.0.1"  # reachable from other machines only when asked for
     port: int = 2022
     network_key: bytes = DEFAULT_NETWORK_KEY
     peers: tuple[Peer, ...] = ()

@@ -42,7 +42,7 @@ class PandaNode:
 
     def start(self) -> None:
         args = [sys.executable, "-m", "node_adapter.cli", "node", "--data-dir", str(self.data_dir), "--http-port", "0"]
-        args += ["--replication-port", str(self.fixed_port)] + ([] if self.mdns else ["--no-mdns"])
+        args += ["--replication-port", str(self.fixed_port)] + (["--mdns"] if self.mdns else ["--no-mdns"])
         if self.database_url:
             args += ["--database", self.database_url]
         self.log = []

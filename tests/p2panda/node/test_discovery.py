@@ -6,13 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from node_adapter import RemoteNode
+from node_adapter import QueryRefused, RemoteNode
 from p2panda import PublicKey
 from p2panda.ids import DocumentId
 from p2panda.node.discovery import local_addresses, network_tag
 from tests.p2panda.node.netns import hosts
 from tests.p2panda.node.process import PandaNode
-from tests.p2panda.node.test_replication import SCHEMA, eventually
+from tests.p2panda.node.test_replication import SCHEMA, eventually, schema_missing
 
 
 def test_network_tag_hides_the_key_and_tells_networks_apart() -> None:
@@ -28,7 +28,8 @@ def test_local_addresses() -> None:
 
 def config(tmp_path: Path, name: str, address: str) -> Path:
     path = tmp_path / f"{name}.toml"
-    path.write_text(f'http_host = "{address}"\n')
+    # mDNS announces the replication address, so it must be the namespace's, not the loopback default.
+    path.write_text(f'http_host = "{address}"\nreplication_host = "{address}"\n')
     return path
 
 
@@ -61,8 +62,10 @@ async def test_nodes_in_two_namespaces_find_each_other(tmp_path: Path, vectors: 
                 async def on_b_updated() -> bool:
                     try:
                         doc = await on_b.document(SCHEMA, document)
-                    except Exception:
-                        return False  # the schema has not reached B yet
+                    except QueryRefused as exc:
+                        if schema_missing(exc):
+                            return False  # the schema has not reached B yet
+                        raise
                     return doc is not None and doc.fields == {"message": "Hello again"}
 
                 await eventually(on_b_updated, timeout=30)
