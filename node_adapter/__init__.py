@@ -2,7 +2,7 @@
 `RemoteNode(url)` (GraphQL over HTTP and WebSocket to any aquadoggo-compatible node)."""
 
 from node_adapter.embedded import EmbeddedNode
-from node_adapter.errors import NodeAdapterError, NodeUnavailable, PublishRefused, QueryRefused
+from node_adapter.errors import NodeAdapterError, NodeUnavailable, NotSupported, PublishRefused, QueryRefused
 from node_adapter.interface import Changes, Node
 from node_adapter.remote import RemoteNode
 from node_adapter.types import DocumentView, Page, Query
@@ -17,6 +17,7 @@ __all__ = [
     "Query",
     "NodeAdapterError",
     "NodeUnavailable",
+    "NotSupported",
     "PublishRefused",
     "QueryRefused",
 ]

@@ -148,6 +148,7 @@ async def test_bad_input_is_refused_with_the_nodes_reason(adapter: Node) -> None
     assert (await adapter.query(schema)).total == 0
 
 
+@pytest.mark.not_on_plain_node("aquadoggo has no subscriptions (RemoteNode.subscribe raises NotSupported)")
 async def test_subscription_sees_changes_of_its_schemas(adapter: Node) -> None:
     schema = await define(adapter)
     other = await adapter.define_schema(ALICE, "note", "a note", {"text": FieldType.parse("str")})
