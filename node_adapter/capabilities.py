@@ -48,6 +48,12 @@ class Capabilities:
         return self.has_operation_status
 
     @property
+    def pages_over_equal_values(self) -> bool:
+        """aquadoggo 0.8.1 skips and repeats documents when it pages a collection ordered by a field with
+        equal values and the query selects more than that field; our node (with `operationStatus`) does not."""
+        return self.has_operation_status
+
+    @property
     def meta_selection(self) -> str:
         extra = [f for f in ("edited", "deleted") if f in self.meta_fields]
         return " ".join(["documentId", "viewId", "owner", *extra])

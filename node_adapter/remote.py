@@ -5,9 +5,13 @@ It learns once, by introspection, what the node serves (`capabilities.py`) and s
 arguments (aquadoggo refuses a null filter, meta filter or cursor), no meta fields the node lacks. On a
 stock aquadoggo 0.8:
 
-- `is_edited` is derived from the view id (a document is edited iff its view is not its CREATE alone),
-  `is_deleted` from the query (aquadoggo serves deleted documents only to a `deleted` meta filter);
+- `is_edited` is derived from the view id (a document is edited iff its view is not its CREATE alone);
+  `is_deleted` is False: aquadoggo serves no deleted document, by id, view id or in a collection;
+- a collection ordered by a field is paged selecting that field alone, then the page's documents are
+  fetched by id: aquadoggo pages wrongly over equal values of the ordered field when a query selects
+  more fields (it skips and repeats documents);
 - `log_heights` is derived from `nextArgs` per document of the permissioned schemas (`heights.py`);
+- an `edited` meta filter raises `NotSupported` (aquadoggo fails it with an SQL error);
 - `subscribe` and `operation_status` raise `NotSupported`: aquadoggo has no subscriptions, and no way to
   look an operation up by id (nor a write policy whose verdicts it could report). Polling cannot stand in
   for subscriptions: the API does not say who wrote an update, which every change event carries.
@@ -221,12 +225,12 @@ class RemoteNode(Node):
         fields = " ".join(_selection(name, t) for name, t in schema.fields.items())
         return f"meta {{ {capabilities.meta_selection} }} fields {{ {fields} }}"
 
-    def _view(self, schema: Schema, raw: Mapping[str, Any], deleted: bool | None = None) -> DocumentView:
-        """`deleted`: what the query says about every document it returned, for nodes without
-        `DocumentMeta.deleted`."""
+    def _view(self, schema: Schema, raw: Mapping[str, Any]) -> DocumentView:
         meta = raw["meta"]
         try:
-            is_deleted = bool(meta["deleted"]) if "deleted" in meta else bool(deleted)
+            # Without `DocumentMeta.deleted` (aquadoggo) nothing served is deleted: it keeps no view of a
+            # deleted document.
+            is_deleted = bool(meta.get("deleted", False))
             # A document is edited when its view is more than its CREATE: the same test aquadoggo's
             # `edited` filter makes (an operation other than the CREATE), read off the view id.
             is_edited = bool(meta["edited"]) if "edited" in meta else meta["viewId"] != meta["documentId"]
@@ -253,8 +257,7 @@ class RemoteNode(Node):
             {"x": value},
         )
         raw = data.get(name)
-        # Neither node serves a deleted document by id or view id.
-        return None if raw is None else self._view(schema, raw, deleted=False)
+        return None if raw is None else self._view(schema, raw)
 
     async def document(self, schema: Schema, document_id: DocumentId) -> DocumentView | None:
         return await self._one(schema, "id", document_id.hex(), "DocumentId")
@@ -268,43 +271,48 @@ class RemoteNode(Node):
             raise QueryRefused(f"first must be positive, got {q.first}")
         name = str(schema.id)
         capabilities = await self.capabilities()
-        arguments = [
-            ("filter", f"{name}Filter", dict(q.filter) if q.filter else None),
-            ("meta", "MetaFilterInputObject", dict(q.meta) if q.meta else None),
-            ("orderBy", f"{name}OrderBy", q.order_by),
-            ("orderDirection", "OrderDirection", q.direction),
-            ("first", "Int", q.first),
-            ("after", "Cursor", q.after),
-        ]
-        given = [(arg, gql_type, value) for arg, gql_type, value in arguments if value is not None]
-        declared = ", ".join(f"${arg}: {gql_type}" for arg, gql_type, _ in given)
-        passed = ", ".join(f"{arg}: ${arg}" for arg, _, _ in given)
-        data = await self._graphql(
-            f"query Q({declared}) {{ all_{name}({passed}) {{ totalCount hasNextPage endCursor documents "
-            f"{{ {self._document_selection(schema, capabilities)} }} }} }}",
-            {arg: value for arg, _, value in given},
-        )
-        raw = data[f"all_{name}"]
-        deleted = _deleted_by_filter(q.meta)
-        views = []
-        for d in raw["documents"]:
-            if deleted is None and "deleted" not in capabilities.meta_fields:
-                # The filter admits both: a listed document the node does not serve by id is deleted.
-                views.append(self._view(schema, d, await self._is_deleted(schema, d)))
-            else:
-                views.append(self._view(schema, d, deleted))
+        if q.meta and q.meta.get("edited") and "edited" not in capabilities.meta_fields:
+            raise NotSupported(
+                f"node at {self.url} cannot filter by `edited` (a stock aquadoggo 0.8.1 fails every such query "
+                "with an SQL error, no such column: is_edited)"
+            )
+        selection = self._document_selection(schema, capabilities)
+        by_field = q.order_by not in ("DOCUMENT_ID", "DOCUMENT_VIEW_ID")
+        if by_field and not capabilities.pages_over_equal_values:
+            selection = f"meta {{ documentId }} fields {{ {q.order_by} }}"
+        arguments = {
+            "filter": (f"{name}Filter", dict(q.filter) if q.filter else None),
+            "meta": ("MetaFilterInputObject", dict(q.meta) if q.meta else None),
+            "orderBy": (f"{name}OrderBy", q.order_by),
+            "orderDirection": ("OrderDirection", q.direction),
+            "first": ("Int", q.first),
+            "after": ("Cursor", q.after),
+        }
+        raw = await self._collection(name, arguments, selection)
+        documents = raw["documents"]
+        if by_field and not capabilities.pages_over_equal_values and documents:
+            ids = [str(d["meta"]["documentId"]) for d in documents]
+            full = await self._collection(
+                name,
+                {"meta": ("MetaFilterInputObject", {"documentId": {"in": ids}}), "first": ("Int", len(ids))},
+                self._document_selection(schema, capabilities),
+            )
+            found = {str(d["meta"]["documentId"]): d for d in full["documents"]}
+            # A document deleted between the two requests is left out, as a later query would.
+            documents = [found[i] for i in ids if i in found]
+        views = [self._view(schema, d) for d in documents]
         return Page(int(raw["totalCount"]), views, bool(raw["hasNextPage"]), raw["endCursor"] or None)
 
-    async def _is_deleted(self, schema: Schema, raw: Mapping[str, Any]) -> bool:
-        try:
-            document_id = str(raw["meta"]["documentId"])
-        except (KeyError, TypeError) as exc:
-            raise NodeAdapterError(f"node at {self.url} sent a malformed {schema.id} document: {exc}") from exc
-        name = str(schema.id)
+    async def _collection(self, name: str, arguments: Mapping[str, tuple[str, Any]], selection: str) -> Any:
+        """`all_<name>` with the arguments that have a value (aquadoggo refuses null ones)."""
+        given = {arg: (gql_type, value) for arg, (gql_type, value) in arguments.items() if value is not None}
+        declared = ", ".join(f"${arg}: {gql_type}" for arg, (gql_type, _) in given.items())
+        passed = ", ".join(f"{arg}: ${arg}" for arg in given)
         data = await self._graphql(
-            f"query E($x: DocumentId!) {{ {name}(id: $x) {{ meta {{ documentId }} }} }}", {"x": document_id}
+            f"query Q({declared}) {{ all_{name}({passed}) {{ totalCount hasNextPage endCursor documents {{ {selection} }} }} }}",
+            {arg: value for arg, (_, value) in given.items()},
         )
-        return data.get(name) is None
+        return data[f"all_{name}"]
 
     async def subscribe(self, schema_ids: frozenset[str] | None = None) -> Changes:
         if not (await self.capabilities()).has_changes:
@@ -368,14 +376,3 @@ class RemoteNode(Node):
             return await heights_from_next_args(self._graphql, public_key, schemas)
         except (KeyError, TypeError, ValueError) as exc:
             raise NodeAdapterError(f"node at {self.url} sent malformed log heights: {exc}") from exc
-
-
-def _deleted_by_filter(meta: Mapping[str, Mapping[str, Any]] | None) -> bool | None:
-    """Whether every document a query returns is deleted, from its meta filter, as aquadoggo applies it:
-    no `deleted` filter serves live documents only; `{eq: b}` serves documents with deleted = b."""
-    condition = (meta or {}).get("deleted")
-    if not condition:
-        return False
-    if set(condition) == {"eq"} and isinstance(condition["eq"], bool):
-        return condition["eq"]
-    return None
