@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup postgres test lint typecheck pytest bench clean
+.PHONY: setup postgres test lint typecheck pytest bench clean interop
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -46,8 +46,16 @@ pytest: setup postgres
 
 test: lint typecheck pytest
 
+# Opt-in, not part of `make test`: builds a stock aquadoggo 0.8.1 from crates.io (about 15 minutes on 2
+# cores the first time) and runs the node_adapter suite through RemoteNode against it on 127.0.0.1.
+AQUADOGGO_RUNNER := $(CURDIR)/interop/aquadoggo/target/release/aquadoggo-runner
+
+interop: setup
+	interop/aquadoggo/build.sh
+	P2PANDA_AQUADOGGO_RUNNER=$(AQUADOGGO_RUNNER) $(BIN)/pytest tests/node_adapter -k aquadoggo -rs
+
 bench: setup
 	$(BIN)/python benchmarks/bench_core.py
 
 clean:
-	rm -rf $(VENV) bindings/openmls/target secret_group/*.so .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) bindings/openmls/target interop/aquadoggo/target interop/aquadoggo/Cargo.lock secret_group/*.so .pytest_cache .mypy_cache .ruff_cache .hypothesis

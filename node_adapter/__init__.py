@@ -3,7 +3,7 @@
 
 from node_adapter.client import Client, ClientEvent
 from node_adapter.embedded import EmbeddedNode
-from node_adapter.errors import NodeAdapterError, NodeUnavailable, PublishRefused, QueryRefused
+from node_adapter.errors import NodeAdapterError, NodeUnavailable, NotSupported, PublishRefused, QueryRefused
 from node_adapter.group import Group, Message
 from node_adapter.interface import Changes, Node
 from node_adapter.remote import RemoteNode
@@ -23,6 +23,7 @@ __all__ = [
     "Query",
     "NodeAdapterError",
     "NodeUnavailable",
+    "NotSupported",
     "PublishRefused",
     "QueryRefused",
 ]

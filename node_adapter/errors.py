@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from p2panda.errors import P2PandaError
 
-__all__ = ["NodeAdapterError", "NodeUnavailable", "PublishRefused", "QueryRefused"]
+__all__ = ["NodeAdapterError", "NodeUnavailable", "NotSupported", "PublishRefused", "QueryRefused"]
 
 
 class NodeAdapterError(P2PandaError):
@@ -21,3 +21,8 @@ class PublishRefused(NodeAdapterError):
 
 class QueryRefused(NodeAdapterError):
     """The node refused a query (unknown schema, bad arguments, unknown cursor)."""
+
+
+class NotSupported(NodeAdapterError):
+    """The node's API cannot serve this verb (e.g. a stock aquadoggo: no subscriptions); the message
+    says what is missing and why no fallback can stand in."""

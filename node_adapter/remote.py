@@ -1,8 +1,25 @@
 """`RemoteNode(url)`: any aquadoggo-compatible node over GraphQL (HTTP for queries and publishing,
 WebSocket with the graphql-transport-ws protocol for subscriptions, which only our node offers).
 
-Known differences from an embedded node, from the API itself: relation lists come back ordered by
-document id (the API serves them as collections), and integers travel as GraphQL `Int` (32-bit).
+It learns once, by introspection, what the node serves (`capabilities.py`) and sends only that: no null
+arguments (aquadoggo refuses a null filter, meta filter or cursor), no meta fields the node lacks. On a
+stock aquadoggo 0.8:
+
+- `is_edited` is derived from the view id (a document is edited iff its view is not its CREATE alone);
+  `is_deleted` is False: aquadoggo serves no deleted document, by id, view id or in a collection;
+- a collection ordered by a field is paged selecting that field alone, then the page's documents are
+  fetched by id: aquadoggo pages wrongly over equal values of the ordered field when a query selects
+  more fields (it skips and repeats documents);
+- `log_heights` is derived from `nextArgs` per document of the permissioned schemas (`heights.py`);
+- an `edited` meta filter raises `NotSupported` (aquadoggo fails it with an SQL error);
+- `subscribe` and `operation_status` raise `NotSupported`: aquadoggo has no subscriptions, and no way to
+  look an operation up by id (nor a write policy whose verdicts it could report). Polling cannot stand in
+  for subscriptions: the API does not say who wrote an update, which every change event carries.
+
+Known differences from an embedded node, from the API itself: relation lists are served as collections
+of the documents the node holds (a related document it does not hold, or a deleted one, is left out; a
+stock aquadoggo also leaves out pinned views that are no longer current), and integers travel as GraphQL
+`Int` (32-bit).
 """
 
 from __future__ import annotations
@@ -13,8 +30,12 @@ from typing import Any
 
 import aiohttp
 
-from node_adapter.errors import NodeAdapterError, NodeUnavailable, PublishRefused, QueryRefused
+from keygroups.schemas import KEY_GROUP, OWNER_FIELD
+from node_adapter.capabilities import INTROSPECTION, SCHEMA_TYPES, Capabilities, capabilities_of, permissioned_schemas
+from node_adapter.errors import NodeAdapterError, NodeUnavailable, NotSupported, PublishRefused, QueryRefused
+from node_adapter.heights import heights_from_next_args
 from node_adapter.interface import Changes, Node
+from node_adapter.settle import wait_materialised
 from node_adapter.types import DocumentView, Page, Query
 from p2panda.errors import P2PandaError
 from p2panda.hash import Hash
@@ -23,13 +44,13 @@ from p2panda.ids import DocumentId, DocumentViewId
 from p2panda.node.changes import DocumentChanged
 from p2panda.node.policy import OperationStatus
 from p2panda.node.publish import NextArgs
+from p2panda.operation import decode_operation
 from p2panda.operation.value import OperationValue, PinnedRelation, PinnedRelationList, Relation, RelationList
 from p2panda.schema import FieldKind, FieldType, Schema, SchemaId
 
 __all__ = ["RemoteNode"]
 
 _NEXT_ARGS = "logId seqNum backlink skiplink"
-_META = "meta { documentId viewId owner edited deleted }"
 _LIST_SIZE = 10_000
 _CHANGE_QUERY = (
     "subscription C($ids: [String!]) { documentChanged(schemaIds: $ids) "
@@ -112,10 +133,14 @@ class _RemoteChanges(Changes):
 class RemoteNode(Node):
     """A node at `url` (its GraphQL endpoint, e.g. http://127.0.0.1:2020/graphql)."""
 
-    def __init__(self, url: str, *, timeout: float = 30.0) -> None:
+    def __init__(self, url: str, *, timeout: float = 30.0, settle_timeout: float = 30.0) -> None:
+        """`settle_timeout`: how long `publish` waits for a node that materialises after answering (a
+        stock aquadoggo) to show the operation (see `settle.py`)."""
         self.url = url
+        self._settle_timeout = settle_timeout
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._session: aiohttp.ClientSession | None = None
+        self._capabilities: Capabilities | None = None
 
     async def start(self) -> None:
         self._session = aiohttp.ClientSession(timeout=self._timeout)
@@ -131,12 +156,24 @@ class RemoteNode(Node):
             raise NodeUnavailable("remote node client is not started")
         return self._session
 
+    async def capabilities(self) -> Capabilities:
+        """What the node's API offers; asked once per client (a node's static API does not change)."""
+        if self._capabilities is None:
+            data = await self._graphql(INTROSPECTION, {})
+            try:
+                self._capabilities = capabilities_of(data)
+            except (KeyError, TypeError) as exc:
+                raise NodeAdapterError(f"node at {self.url} sent a malformed introspection answer: {exc}") from exc
+        return self._capabilities
+
     async def _request(self, query: str, variables: Mapping[str, Any]) -> tuple[Any, list[str]]:
         try:
             async with self.session.post(self.url, json={"query": query, "variables": dict(variables)}) as response:
                 body = await response.json(content_type=None)
         except (TimeoutError, aiohttp.ClientError, json.JSONDecodeError) as exc:
             raise NodeUnavailable(f"node at {self.url} did not answer: {exc}") from exc
+        if not isinstance(body, dict):
+            raise NodeAdapterError(f"node at {self.url} answered {body!r}, not a GraphQL response")
         errors = [str(e.get("message", e)) for e in body.get("errors") or []]
         return body.get("data"), errors
 
@@ -147,10 +184,16 @@ class RemoteNode(Node):
         return data
 
     async def next_args(self, public_key: PublicKey, view_id: DocumentViewId | None = None) -> NextArgs:
-        data = await self._graphql(
-            f"query N($pk: PublicKey!, $v: DocumentViewId) {{ nextArgs(publicKey: $pk, viewId: $v) {{ {_NEXT_ARGS} }} }}",
-            {"pk": public_key.hex(), "v": None if view_id is None else str(view_id)},
-        )
+        if view_id is None:
+            query = f"query N($pk: PublicKey!) {{ nextArgs(publicKey: $pk) {{ {_NEXT_ARGS} }} }}"
+            variables = {"pk": public_key.hex()}
+        else:
+            query = (
+                "query N($pk: PublicKey!, $v: DocumentViewId!) "
+                f"{{ nextArgs(publicKey: $pk, viewId: $v) {{ {_NEXT_ARGS} }} }}"
+            )
+            variables = {"pk": public_key.hex(), "v": str(view_id)}
+        data = await self._graphql(query, variables)
         return _next_args(data["nextArgs"])
 
     async def publish(self, entry: bytes, operation: bytes) -> NextArgs:
@@ -161,17 +204,38 @@ class RemoteNode(Node):
         )
         if errors:
             raise PublishRefused("; ".join(errors))
-        return _next_args(data["publish"])
+        next_args = _next_args(data["publish"])
+        if not (await self.capabilities()).materialises_before_answering:
+            await self._settle(entry, operation)
+        return next_args
 
-    def _document_selection(self, schema: Schema) -> str:
+    async def _settle(self, entry: bytes, payload: bytes) -> None:
+        operation_id = Hash.of(entry)
+        try:
+            operation = decode_operation(payload)
+        except P2PandaError as exc:  # the node took it: it decodes
+            raise NodeAdapterError(f"node at {self.url} accepted an operation that does not decode: {exc}") from exc
+        if not await wait_materialised(self._graphql, operation_id, operation, self._settle_timeout):
+            raise NodeAdapterError(
+                f"node at {self.url} accepted {operation.action} {operation_id.hex()} of {operation.schema_id} "
+                f"but did not show it within {self._settle_timeout} s"
+            )
+
+    def _document_selection(self, schema: Schema, capabilities: Capabilities) -> str:
         fields = " ".join(_selection(name, t) for name, t in schema.fields.items())
-        return f"{_META} fields {{ {fields} }}"
+        return f"meta {{ {capabilities.meta_selection} }} fields {{ {fields} }}"
 
     def _view(self, schema: Schema, raw: Mapping[str, Any]) -> DocumentView:
         meta = raw["meta"]
         try:
+            # Without `DocumentMeta.deleted` (aquadoggo) nothing served is deleted: it keeps no view of a
+            # deleted document.
+            is_deleted = bool(meta.get("deleted", False))
+            # A document is edited when its view is more than its CREATE: the same test aquadoggo's
+            # `edited` filter makes (an operation other than the CREATE), read off the view id.
+            is_edited = bool(meta["edited"]) if "edited" in meta else meta["viewId"] != meta["documentId"]
             fields = None
-            if raw.get("fields") is not None and not meta["deleted"]:
+            if raw.get("fields") is not None and not is_deleted:
                 fields = {name: _value(t, raw["fields"][name]) for name, t in schema.fields.items()}
             return DocumentView(
                 id=DocumentId.from_hex(meta["documentId"]),
@@ -179,16 +243,17 @@ class RemoteNode(Node):
                 schema_id=SchemaId.parse(str(schema.id)),
                 owner=PublicKey.from_hex(meta["owner"]),
                 fields=fields,
-                is_edited=bool(meta["edited"]),
-                is_deleted=bool(meta["deleted"]),
+                is_edited=is_edited,
+                is_deleted=is_deleted,
             )
         except (KeyError, TypeError, ValueError, P2PandaError) as exc:
             raise NodeAdapterError(f"node at {self.url} sent a malformed {schema.id} document: {exc}") from exc
 
     async def _one(self, schema: Schema, argument: str, value: str, scalar: str) -> DocumentView | None:
         name = str(schema.id)
+        capabilities = await self.capabilities()
         data = await self._graphql(
-            f"query D($x: {scalar}!) {{ {name}({argument}: $x) {{ {self._document_selection(schema)} }} }}",
+            f"query D($x: {scalar}!) {{ {name}({argument}: $x) {{ {self._document_selection(schema, capabilities)} }} }}",
             {"x": value},
         )
         raw = data.get(name)
@@ -201,25 +266,66 @@ class RemoteNode(Node):
         return await self._one(schema, "viewId", str(view_id), "DocumentViewId")
 
     async def _query(self, schema: Schema, q: Query) -> Page:
+        if q.first <= 0:
+            # Checked here so that every node refuses it alike (aquadoggo's own text names no argument).
+            raise QueryRefused(f"first must be positive, got {q.first}")
         name = str(schema.id)
-        data = await self._graphql(
-            f"query Q($f: {name}Filter, $m: MetaFilterInputObject, $o: {name}OrderBy, $d: OrderDirection, "
-            f"$n: Int, $a: Cursor) {{ all_{name}(filter: $f, meta: $m, orderBy: $o, orderDirection: $d, "
-            f"first: $n, after: $a) {{ totalCount hasNextPage endCursor documents "
-            f"{{ {self._document_selection(schema)} }} }} }}",
-            {"f": q.filter, "m": q.meta, "o": q.order_by, "d": q.direction, "n": q.first, "a": q.after},
-        )
-        raw = data[f"all_{name}"]
-        views = [self._view(schema, d) for d in raw["documents"]]
+        capabilities = await self.capabilities()
+        if q.meta and q.meta.get("edited") and "edited" not in capabilities.meta_fields:
+            raise NotSupported(
+                f"node at {self.url} cannot filter by `edited` (a stock aquadoggo 0.8.1 fails every such query "
+                "with an SQL error, no such column: is_edited)"
+            )
+        selection = self._document_selection(schema, capabilities)
+        by_field = q.order_by not in ("DOCUMENT_ID", "DOCUMENT_VIEW_ID")
+        if by_field and not capabilities.pages_over_equal_values:
+            selection = f"meta {{ documentId }} fields {{ {q.order_by} }}"
+        arguments = {
+            "filter": (f"{name}Filter", dict(q.filter) if q.filter else None),
+            "meta": ("MetaFilterInputObject", dict(q.meta) if q.meta else None),
+            "orderBy": (f"{name}OrderBy", q.order_by),
+            "orderDirection": ("OrderDirection", q.direction),
+            "first": ("Int", q.first),
+            "after": ("Cursor", q.after),
+        }
+        raw = await self._collection(name, arguments, selection)
+        documents = raw["documents"]
+        if by_field and not capabilities.pages_over_equal_values and documents:
+            ids = [str(d["meta"]["documentId"]) for d in documents]
+            full = await self._collection(
+                name,
+                {"meta": ("MetaFilterInputObject", {"documentId": {"in": ids}}), "first": ("Int", len(ids))},
+                self._document_selection(schema, capabilities),
+            )
+            found = {str(d["meta"]["documentId"]): d for d in full["documents"]}
+            # A document deleted between the two requests is left out, as a later query would.
+            documents = [found[i] for i in ids if i in found]
+        views = [self._view(schema, d) for d in documents]
         return Page(int(raw["totalCount"]), views, bool(raw["hasNextPage"]), raw["endCursor"] or None)
 
+    async def _collection(self, name: str, arguments: Mapping[str, tuple[str, Any]], selection: str) -> Any:
+        """`all_<name>` with the arguments that have a value (aquadoggo refuses null ones)."""
+        given = {arg: (gql_type, value) for arg, (gql_type, value) in arguments.items() if value is not None}
+        declared = ", ".join(f"${arg}: {gql_type}" for arg, (gql_type, _) in given.items())
+        passed = ", ".join(f"{arg}: ${arg}" for arg in given)
+        data = await self._graphql(
+            f"query Q({declared}) {{ all_{name}({passed}) {{ totalCount hasNextPage endCursor documents {{ {selection} }} }} }}",
+            {arg: value for arg, (_, value) in given.items()},
+        )
+        return data[f"all_{name}"]
+
     async def subscribe(self, schema_ids: frozenset[str] | None = None) -> Changes:
+        if not (await self.capabilities()).has_changes:
+            raise NotSupported(
+                f"node at {self.url} has no documentChanged subscription (a stock aquadoggo 0.8 has no "
+                "subscriptions), and polling cannot stand in: its API does not say who wrote an update"
+            )
         ws_url = "ws" + self.url.removeprefix("http")
         try:
             socket = await self.session.ws_connect(ws_url, protocols=("graphql-transport-ws",))
             await socket.send_json({"type": "connection_init"})
             await self._expect(socket, "connection_ack")
-            variables = {"ids": sorted(schema_ids) if schema_ids is not None else None}
+            variables = {"ids": sorted(schema_ids)} if schema_ids is not None else {}
             await socket.send_json(
                 {"id": "1", "type": "subscribe", "payload": {"query": _CHANGE_QUERY, "variables": variables}}
             )
@@ -241,6 +347,11 @@ class RemoteNode(Node):
             raise NodeAdapterError(f"node at {self.url} answered {message.get('type')!r}, expected {kind!r}")
 
     async def operation_status(self, operation_id: Hash) -> OperationStatus | None:
+        if not (await self.capabilities()).has_operation_status:
+            raise NotSupported(
+                f"node at {self.url} has no operationStatus (a stock aquadoggo 0.8): its API cannot look an "
+                "operation up by id, and it applies no write policy whose verdict it could report"
+            )
         data = await self._graphql(
             "query S($id: EntryHash!) { operationStatus(id: $id) { operationId documentId schemaId reason } }",
             {"id": operation_id.hex()},
@@ -254,10 +365,14 @@ class RemoteNode(Node):
             raise NodeAdapterError(f"node at {self.url} sent a malformed operation status: {exc}") from exc
 
     async def log_heights(self, public_key: PublicKey) -> dict[int, int]:
-        data = await self._graphql(
-            "query H($pk: PublicKey!) { logHeights(publicKey: $pk) { logId seqNum } }", {"pk": public_key.hex()}
-        )
         try:
-            return {int(h["logId"]): int(h["seqNum"]) for h in data["logHeights"]}
+            if (await self.capabilities()).has_log_heights:
+                data = await self._graphql(
+                    "query H($pk: PublicKey!) { logHeights(publicKey: $pk) { logId seqNum } }",
+                    {"pk": public_key.hex()},
+                )
+                return {int(h["logId"]): int(h["seqNum"]) for h in data["logHeights"]}
+            schemas = permissioned_schemas(await self._graphql(SCHEMA_TYPES, {}), KEY_GROUP, OWNER_FIELD)
+            return await heights_from_next_args(self._graphql, public_key, schemas)
         except (KeyError, TypeError, ValueError) as exc:
             raise NodeAdapterError(f"node at {self.url} sent malformed log heights: {exc}") from exc

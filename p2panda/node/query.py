@@ -1,8 +1,14 @@
 """Collection queries over current document views: filter, meta filter, order, cursor paging.
 
-The semantics are aquadoggo's (see spec/node-api.md): deleted documents are left out unless the meta
-filter asks about them; ties in the order are broken by document id, which is also the cursor, so that
-paging returns each document exactly once.
+The semantics are aquadoggo 0.8.1's (see spec/node-api.md), as measured against it (`make interop`):
+
+- Collections never list deleted documents: aquadoggo keeps no view of a deleted document, so a `deleted`
+  meta filter only ever selects among live ones (`{eq: true}` gives none). Unlike aquadoggo, `notEq` is
+  honoured (aquadoggo reads `{notEq: b}` as `{eq: b}`).
+- Ties in the order are broken by document id, which is also the cursor, so that paging returns each
+  document exactly once.
+- A relation list asked without `orderBy` keeps the list's order (the order is part of the data, and
+  duplicates stay); its cursors are list positions.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ class Page:
     total: int
     items: list[Document]
     has_next: bool
+    cursors: list[str]  # one per item
 
 
 def _sort_value(doc: Document, order_by: str) -> tuple[int, Any]:
@@ -92,18 +99,18 @@ def select_documents(
     schema: Schema,
     filter_: Mapping[str, Any] | None,
     meta: Mapping[str, Any] | None,
-    order_by: str,
+    order_by: str | None,
     direction: str,
     first: int,
     after: str | None,
 ) -> Page:
+    """`order_by` None: keep the order of `docs` (a relation list's), with list positions as cursors."""
     if first <= 0:
         raise QueryError(f"first must be positive, got {first}")
     meta = meta or {}
-    deleted = meta.get("deleted")
-    selected = []
-    for doc in docs:
-        if deleted is None and doc.is_deleted:
+    selected: list[tuple[str, Document]] = []
+    for position, doc in enumerate(docs):
+        if doc.is_deleted:
             continue
         meta_values = {
             "documentId": doc.id.hex(),
@@ -125,17 +132,18 @@ def select_documents(
             if conditions
         ):
             continue
-        selected.append(doc)
-    # Ties are broken by document id so that paging is stable.
-    selected.sort(key=lambda d: (_sort_value(d, order_by), d.id.hex()), reverse=direction == "DESC")
+        selected.append((doc.id.hex() if order_by is not None else f"{position}-{doc.id.hex()}", doc))
+    if order_by is not None:
+        # Ties are broken by document id so that paging is stable.
+        selected.sort(key=lambda c: (_sort_value(c[1], order_by), c[1].id.hex()), reverse=direction == "DESC")
     start = 0
     if after:
-        ids = [d.id.hex() for d in selected]
-        if after not in ids:
-            raise QueryError(f"unknown cursor {after!r}")
-        start = ids.index(after) + 1
+        cursors = [cursor for cursor, _ in selected]
+        if after not in cursors:
+            raise QueryError(f'Invalid value for argument "after", expected type "Cursor": unknown cursor {after!r}')
+        start = cursors.index(after) + 1
     window = selected[start : start + first]
-    return Page(len(selected), window, start + first < len(selected))
+    return Page(len(selected), [d for _, d in window], start + first < len(selected), [c for c, _ in window])
 
 
 def page_of(docs: list[Document], schema: Schema, arguments: Mapping[str, Any]) -> Page:

@@ -1,5 +1,10 @@
-"""Key groups through the adapter (embedded node, and a `panda node` process): membership, levels,
-nesting, removal with cuts, strong removal, and which writes to permissioned documents count."""
+"""Key groups through the adapter (embedded node, a `panda node` process and, for `make interop`, a stock
+aquadoggo): membership, levels, nesting, removal with cuts, strong removal, and which writes to
+permissioned documents count.
+
+Membership is resolved by the adapter from the membership documents, so it works on every node; which
+writes count is the write policy of our node, which a stock aquadoggo does not apply (it shows every
+write), so those tests are `not_on_plain_node`."""
 
 from __future__ import annotations
 
@@ -39,6 +44,60 @@ async def visible(node: Node, schema: Schema, doc: DocumentId) -> str | None:
     return None if view is None or view.fields is None else str(view.fields["text"])
 
 
+NO_POLICY = "aquadoggo applies no write policy (every write shows) and cannot report why one does not count"
+
+
+async def test_membership_resolves_on_every_node(adapter: Node) -> None:
+    group = await adapter.create_key_group(ALICE, "editors")
+    assert await adapter.members(group) == {key(ALICE): Level.MANAGE}
+    await adapter.set_member(ALICE, group, key(BOB), Level.WRITE)
+    await adapter.set_member(ALICE, group, key(CAROL), Level.READ)
+    assert await adapter.members(group) == {key(ALICE): Level.MANAGE, key(BOB): Level.WRITE, key(CAROL): Level.READ}
+    assert (await adapter.key_group(group)).name == "editors"
+    # Only managers change membership: the verb refuses, and a forged change document does not count (KG3).
+    with pytest.raises(PublishRefused, match="does not manage"):
+        await adapter.set_member(BOB, group, key(DAVE), Level.WRITE)
+    state = (await adapter.key_group(group)).state
+    await adapter.create(BOB, MEMBERSHIP_SCHEMA, change_fields(group, Action.ADD, key(DAVE), Level.MANAGE, state.tips))
+    assert key(DAVE) not in await adapter.members(group)
+    # Nesting: a member group's manager does not manage the outer group (N1); a group is not its own member.
+    team = await adapter.create_key_group(ALICE, "team")
+    await adapter.set_member(ALICE, team, key(DAVE), Level.MANAGE)
+    await adapter.set_member(ALICE, group, Member.group(team), Level.WRITE)
+    assert (await adapter.members(group))[Member.group(team)] == Level.WRITE
+    with pytest.raises(PublishRefused, match="does not manage"):
+        await adapter.set_member(DAVE, group, key(BOB), Level.WRITE)
+    with pytest.raises(PublishRefused, match="member of itself"):
+        await adapter.set_member(ALICE, team, Member.group(team), Level.WRITE)
+    # Strong removal (KG4): Bob, a manager, adds Carol while Alice, not having seen it, removes Bob.
+    await adapter.set_member(ALICE, team, key(BOB), Level.MANAGE)
+    tips = (await adapter.key_group(team)).state.tips
+    await adapter.create(BOB, MEMBERSHIP_SCHEMA, change_fields(team, Action.ADD, key(CAROL), Level.WRITE, tips))
+    await adapter.create(ALICE, MEMBERSHIP_SCHEMA, change_fields(team, Action.REMOVE, key(BOB), None, tips))
+    assert await adapter.members(team) == {key(ALICE): Level.MANAGE, key(DAVE): Level.MANAGE}
+
+
+async def test_removal_records_how_far_the_node_holds_each_log(adapter: Node) -> None:
+    """KG6 cuts from the node: our `logHeights`, or on a stock aquadoggo `nextArgs` per document of the
+    permissioned schemas. Bob writes only permissioned documents here, where both give the same."""
+    schema = await notes(adapter)
+    group = await adapter.create_key_group(ALICE, "g")
+    await adapter.set_member(ALICE, group, key(BOB), Level.WRITE)
+    first = await write(adapter, schema, BOB, group, "one")  # log 0
+    await adapter.update(BOB, schema, DocumentViewId([first]), {"text": "one, edited"})  # log 0, seq 2
+    await write(adapter, schema, BOB, group, "two")  # log 1
+    assert await adapter.log_heights(BOB.public_key) == {0: 2, 1: 1}
+    await adapter.remove_member(ALICE, group, key(BOB))
+    state = (await adapter.key_group(group)).state
+    assert key(BOB) not in state.members and state.cuts[BOB.public_key.hex()] == {0: 2, 1: 1}
+    # Lowered below write: the same cuts.
+    await adapter.set_member(ALICE, group, key(CAROL), Level.WRITE)
+    await write(adapter, schema, CAROL, group, "carol's")
+    await adapter.set_member(ALICE, group, key(CAROL), Level.READ)
+    assert (await adapter.key_group(group)).state.cuts[CAROL.public_key.hex()] == {0: 1}
+
+
+@pytest.mark.not_on_plain_node(NO_POLICY)
 async def test_members_levels_and_who_may_write(adapter: Node) -> None:
     schema = await notes(adapter)
     group = await adapter.create_key_group(ALICE, "editors")
@@ -98,6 +157,7 @@ async def test_members_levels_and_who_may_write(adapter: Node) -> None:
     assert (await adapter.key_group(group)).name == "editors"
 
 
+@pytest.mark.not_on_plain_node(NO_POLICY)
 async def test_nested_groups_give_their_members_write(adapter: Node) -> None:
     schema = await notes(adapter)
     team = await adapter.create_key_group(ALICE, "team")
@@ -121,6 +181,7 @@ async def test_nested_groups_give_their_members_write(adapter: Node) -> None:
     assert await visible(adapter, schema, by_dave) == "dave via team"
 
 
+@pytest.mark.not_on_plain_node(NO_POLICY)
 async def test_removal_keeps_writes_up_to_the_cut(adapter: Node) -> None:
     schema = await notes(adapter)
     group = await adapter.create_key_group(ALICE, "g")
@@ -136,6 +197,7 @@ async def test_removal_keeps_writes_up_to_the_cut(adapter: Node) -> None:
     assert reason is not None and reason.startswith("P3") and "not a member" in reason
 
 
+@pytest.mark.not_on_plain_node(NO_POLICY)
 async def test_strong_removal_drops_the_removed_managers_concurrent_changes(adapter: Node) -> None:
     schema = await notes(adapter)
     group = await adapter.create_key_group(ALICE, "g")

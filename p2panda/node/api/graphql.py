@@ -168,11 +168,12 @@ def _next_args_json(args: NextArgs) -> dict[str, str | None]:
     }
 
 
-def _parse(kind: str, value: str, parse: Callable[[str], Any]) -> Any:
+def _parse(argument: str, scalar: str, value: str, parse: Callable[[str], Any]) -> Any:
     try:
         return parse(value)
     except (P2PandaError, ValueError, TypeError) as exc:
-        raise GraphQLError(f"invalid {kind} {value!r}: {exc}") from exc
+        # aquadoggo's text for a malformed argument (clients match on it), then what is wrong with it.
+        raise GraphQLError(f'Invalid value for argument "{argument}", expected type "{scalar}": {exc}') from exc
 
 
 def _page_of(docs: list[Document], schema: Schema, arguments: Mapping[str, Any]) -> Page:
@@ -295,23 +296,25 @@ class GraphQLApi:
                     "fields": GraphQLField(f_type, resolve=lambda d, _: d),
                 },
             )
+            # Items are (cursor, document) pairs: a relation list's cursors are positions, not ids.
             item = GraphQLObjectType(
                 f"{name}Item",
                 {
-                    "meta": GraphQLField(GraphQLNonNull(DOCUMENT_META), resolve=lambda d, _: d),
-                    "fields": GraphQLField(f_type, resolve=lambda d, _: d),
-                    "cursor": GraphQLField(GraphQLString, resolve=lambda d, _: d.id.hex()),
+                    "meta": GraphQLField(GraphQLNonNull(DOCUMENT_META), resolve=lambda c, _: c[1]),
+                    "fields": GraphQLField(f_type, resolve=lambda c, _: c[1]),
+                    "cursor": GraphQLField(GraphQLString, resolve=lambda c, _: c[0]),
                 },
             )
             collections[name] = GraphQLObjectType(
                 f"{name}Collection",
                 {
                     "totalCount": GraphQLField(GraphQLNonNull(GraphQLInt), resolve=lambda p, _: p.total),
-                    "endCursor": GraphQLField(
-                        GraphQLNonNull(GraphQLString), resolve=lambda p, _: p.items[-1].id.hex() if p.items else ""
-                    ),
+                    # Null on an empty page, as aquadoggo answers (its schema says String! all the same).
+                    "endCursor": GraphQLField(GraphQLString, resolve=lambda p, _: p.cursors[-1] if p.cursors else None),
                     "hasNextPage": GraphQLField(GraphQLNonNull(GraphQLBoolean), resolve=lambda p, _: p.has_next),
-                    "documents": GraphQLField(GraphQLNonNull(_list(item)), resolve=lambda p, _: p.items),
+                    "documents": GraphQLField(
+                        GraphQLNonNull(_list(item)), resolve=lambda p, _: list(zip(p.cursors, p.items, strict=True))
+                    ),
                 },
             )
 
@@ -411,18 +414,18 @@ class GraphQLApi:
     # --- resolvers --------------------------------------------------------------------------------
 
     async def _next_args(self, _root: Any, _info: Info, publicKey: str, viewId: str | None = None) -> Any:
-        key = _parse("public key", publicKey, PublicKey.from_hex)
-        view = _parse("document view id", viewId, DocumentViewId.from_str) if viewId else None
+        key = _parse("publicKey", "PublicKey", publicKey, PublicKey.from_hex)
+        view = _parse("viewId", "DocumentViewId", viewId, DocumentViewId.from_str) if viewId else None
         try:
             return _next_args_json(await self.node.next_args(key, view))
         except P2PandaError as exc:
             raise GraphQLError(str(exc)) from exc
 
     async def _operation_status(self, _root: Any, _info: Info, id: str) -> Any:
-        return await self.node.operation_status(_parse("operation id", id, Hash.from_hex))
+        return await self.node.operation_status(_parse("id", "EntryHash", id, Hash.from_hex))
 
     async def _log_heights(self, _root: Any, _info: Info, publicKey: str) -> Any:
-        heights = await self.node.log_heights(_parse("public key", publicKey, PublicKey.from_hex))
+        heights = await self.node.log_heights(_parse("publicKey", "PublicKey", publicKey, PublicKey.from_hex))
         return sorted(heights.items())
 
     async def _subscribe_changes(self, _root: Any, _info: Info, schemaIds: list[str] | None = None) -> Subscription:
@@ -454,10 +457,10 @@ class GraphQLApi:
             if id is None and viewId is None:
                 raise GraphQLError("Must provide either `id` or `viewId` argument")
             if id is not None:
-                doc = await self.node.document(_parse("document id", id, DocumentId.from_hex))
+                doc = await self.node.document(_parse("id", "DocumentId", id, DocumentId.from_hex))
             else:
                 assert viewId is not None
-                doc = await self.node.document_at(_parse("document view id", viewId, DocumentViewId.from_str))
+                doc = await self.node.document_at(_parse("viewId", "DocumentViewId", viewId, DocumentViewId.from_str))
             if doc is None or doc.is_deleted:
                 return None
             return doc
@@ -483,7 +486,11 @@ class GraphQLApi:
         return resolve
 
     def _relation_list_resolver(self, name: str, target: Schema) -> Callable[..., Any]:
-        async def resolve(doc: Document, _info: Info, **arguments: Any) -> Page:
+        async def resolve(doc: Document, info: Info, **arguments: Any) -> Page:
+            # Without an explicit `orderBy` a list keeps its own order, as aquadoggo serves it (the schema's
+            # default DOCUMENT_ID applies to root collections only).
+            if not any(a.name.value == "orderBy" for a in info.field_nodes[0].arguments or ()):
+                arguments["orderBy"] = None
             value = (doc.fields or {}).get(name)
             related: list[Document] = []
             if isinstance(value, RelationList):
