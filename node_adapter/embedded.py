@@ -15,7 +15,7 @@ from p2panda.errors import P2PandaError
 from p2panda.hash import Hash
 from p2panda.identity import PublicKey
 from p2panda.ids import DocumentId, DocumentViewId
-from p2panda.keystore import create_identity, identity_path, load_identity
+from p2panda.keystore import load_or_create_node_key
 from p2panda.node import Node as P2PandaNode
 from p2panda.node import NodeConfig
 from p2panda.node.changes import DocumentChanged, Subscription
@@ -59,7 +59,7 @@ class EmbeddedNode(Node):
 
     With `replication_port` (0: any free port) it also replicates: it listens on `replication_host`
     (loopback unless asked), dials `peers` ("host:port" or "key@host:port") and, with `mdns`, finds peers
-    on the local network. Its transport key is a node key of its own in `<data dir>/node/`, not the
+    on the local network. Its transport key is the node key in `<data dir>/node.key`, not the
     user's identity, so peers cannot link the node to the identity that signs the data."""
 
     def __init__(
@@ -86,8 +86,7 @@ class EmbeddedNode(Node):
         await self.node.start()
         port, host, peers, network_key, mdns = self._replication_settings
         if port is not None:
-            node_dir = self.node.config.data_dir / "node"
-            key_pair = load_identity(node_dir) if identity_path(node_dir).exists() else create_identity(node_dir)
+            key_pair = load_or_create_node_key(self.node.config.data_dir)
             try:
                 config = ReplicationConfig(
                     key_pair,
