@@ -13,8 +13,9 @@ Resolution is a pure function of that set. Its checks, in order:
   resolved from the change's own causal past (its ancestors that count). Authority is judged on what the
   author had seen, never on changes concurrent to it.
 - KG4 strong removal: when a counted change removes a manager or lowers them below manage, every change
-  by that manager that is not in the removal's causal past is dropped, and so is every change that
-  descends from a dropped one. Two managers removing each other concurrently both lose their changes.
+  by that manager that is concurrent to the removal (neither in its causal past nor following it) is
+  dropped, and so is every change that descends from a dropped one. A change that follows the removal
+  was made after a re-add and is judged by KG3 like any other. Two managers removing each other concurrently both lose their changes.
 - KG5 order: the surviving changes apply in a deterministic topological order (ancestors first, ties by
   change id). For one member, only the latest changes count (those no other surviving change about the
   member follows); among concurrent latest changes a removal wins, otherwise the lowest level (the
@@ -338,7 +339,10 @@ class Resolver:
             if not _demotes(c) or c.member is None or c.member.kind != "key":
                 continue
             for other in by_author.get(c.member.id, ()):
-                if other != cid and not ancestors[cid] & bits[other] and other in counted:
+                # Concurrent only: a change the removal follows was seen by the remover, and one that
+                # follows the removal was made after a re-add (KG3 judged it on that).
+                concurrent = not ancestors[cid] & bits[other] and not ancestors[other] & bits[cid]
+                if other != cid and concurrent and other in counted:
                     counted.discard(other)
                     rejected[other] = f"KG4: its author {c.member.id} was removed or demoted by {cid} concurrently"
         uncounted = 0

@@ -124,7 +124,7 @@ def resolve(changes: Iterable[Change]) -> GroupState:
         if not demotes or c.member is None or c.member.kind != "key":
             continue
         for other in authorised:
-            concurrent = other not in ancestors[cid] and other != cid
+            concurrent = other not in ancestors[cid] and cid not in ancestors[other] and other != cid
             if complete[other].author == c.member.id and concurrent and other in counted:
                 counted.discard(other)
                 rejected[other] = f"KG4: its author {c.member.id} was removed or demoted by {cid} concurrently"

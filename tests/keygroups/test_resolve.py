@@ -77,6 +77,20 @@ def test_kg4_changes_the_remover_had_seen_stay() -> None:
     assert state.members == {Member.key(A): Level.MANAGE, Member.key(C): Level.READ}
 
 
+def test_kg4_a_manager_re_added_after_removal_acts_again() -> None:
+    # Found by hypothesis: B removed, re-added as manager, then B removes A. B's change follows the
+    # removal, so it is not concurrent to it and counts (KG3 judges it on the re-add).
+    changes = [
+        create("g"),
+        remove("r", A, B, "g"),
+        add("a", A, B, Level.MANAGE, "r"),
+        remove("x", B, A, "a"),
+    ]
+    state = resolve(changes)
+    assert state.status("x") is None
+    assert state.members == {Member.key(B): Level.MANAGE}
+
+
 def test_kg4_mutual_removal_drops_both() -> None:
     changes = [create("g"), add("1", A, B, Level.MANAGE, "g"), remove("2", A, B, "1"), remove("3", B, A, "1")]
     state = resolve(changes)
