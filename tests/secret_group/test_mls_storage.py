@@ -22,6 +22,7 @@ import pytest
 from secret_group import _openmls
 from secret_group.mls import (
     InternalError,
+    InvalidMessage,
     InvalidSnapshot,
     MlsError,
     MlsGroup,
@@ -111,8 +112,15 @@ def test_a_late_message_from_a_past_epoch_still_decrypts_after_reload() -> None:
         ga.merge_pending_commit()
         gb.process(update.commit)
     b.save()
-    result = group_of(b.reload()).process(late)
+    reloaded = Db(b.seed)
+    reloaded.rows = dict(b.rows)
+    reloaded.member = b.reload()
+    result = group_of(reloaded.member).process(late)
     assert result.plaintext == b"sent before two commits" and result.epoch == gb.epoch - 2
+    # Only that past epoch's secrets row changed, and the change persists: the key is used up.
+    assert len(reloaded.save()) == 1
+    with pytest.raises(InvalidMessage):
+        group_of(reloaded.reload()).process(late)
 
 
 # 2. Panics at every entry point ------------------------------------------------------------------------

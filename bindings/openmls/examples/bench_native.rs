@@ -106,7 +106,7 @@ fn main() {
         .unwrap();
     ga.merge_pending_commit(&a.provider).unwrap();
     let welcome =
-        MlsMessageIn::tls_deserialize_exact(&welcome.tls_serialize_detached().unwrap()).unwrap();
+        MlsMessageIn::tls_deserialize_exact(welcome.tls_serialize_detached().unwrap()).unwrap();
     let welcome = match welcome.extract() {
         MlsMessageBodyIn::Welcome(w) => w,
         _ => unreachable!(),
@@ -146,6 +146,24 @@ fn main() {
         .unwrap();
     let join_welcome = t.elapsed().as_secs_f64();
 
+    // Adding one member to the n-member group (commit + welcome + merge), and processing that commit
+    // on another member: the mean of `updates` additions.
+    let (mut add_one, mut process_add_one) = (0.0, 0.0);
+    for i in 0..updates {
+        let raw = key_package(&client(n + i));
+        let t = Instant::now();
+        let kp = parse_kp(&a, &raw);
+        let (commit, welcome, _) = ga.add_members(&a.provider, &a.signer, &[kp]).unwrap();
+        let commit = commit.tls_serialize_detached().unwrap();
+        let _welcome = welcome.tls_serialize_detached().unwrap();
+        ga.merge_pending_commit(&a.provider).unwrap();
+        add_one += t.elapsed().as_secs_f64() / updates as f64;
+
+        let t = Instant::now();
+        process(&mut gb, &b, &commit);
+        process_add_one += t.elapsed().as_secs_f64() / updates as f64;
+    }
+
     let (mut self_update, mut process_update) = (0.0, 0.0);
     for _ in 0..updates {
         let t = Instant::now();
@@ -179,6 +197,6 @@ fn main() {
     let encrypt_decrypt = t.elapsed().as_secs_f64() / reps as f64;
 
     println!(
-        "{{\"add_commit\": {add_commit}, \"process_add\": {process_add}, \"join_welcome\": {join_welcome}, \"self_update\": {self_update}, \"process_update\": {process_update}, \"encrypt_decrypt_1k\": {encrypt_decrypt}}}"
+        "{{\"add_commit\": {add_commit}, \"process_add\": {process_add}, \"join_welcome\": {join_welcome}, \"add_one\": {add_one}, \"process_add_one\": {process_add_one}, \"self_update\": {self_update}, \"process_update\": {process_update}, \"encrypt_decrypt_1k\": {encrypt_decrypt}}}"
     );
 }

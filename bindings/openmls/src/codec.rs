@@ -100,24 +100,35 @@ pub fn decode<T: de::DeserializeOwned>(input: &[u8]) -> Result<T> {
     Ok(value)
 }
 
-/// A member list of a past epoch cut out of an encoded message-secrets store.
+/// What a piece cut out of an encoded message-secrets store holds.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum PieceKind {
+    /// A past epoch's member list: never changes once its epoch is past.
+    Leaves = 1,
+    /// A past epoch's message secrets: change only when a late message of that epoch is decrypted.
+    Secrets = 2,
+}
+
+/// A part of a past epoch cut out of an encoded message-secrets store.
 pub struct Piece {
-    /// Offset in the encoded store where the member list belongs.
+    /// Offset in the encoded store where the piece belongs (pieces are in store order).
     pub at: usize,
+    pub kind: PieceKind,
     /// SHA-256 of the epoch's serialised group context: it commits to the tree hash, so it names this
-    /// exact member list (also across rival commits of one epoch number).
+    /// exact epoch (also across rival commits of one epoch number).
     pub digest: [u8; 32],
-    /// The encoded member list, or None if `known(digest)` said it is stored already.
+    /// The encoded piece, or None for a member list that `known(digest)` said is stored already.
     pub bytes: Option<Vec<u8>>,
 }
 
-/// Encode OpenMLS's `MessageSecretsStore` without its past epochs' member lists.
+/// Encode OpenMLS's `MessageSecretsStore` with its past epochs cut out.
 ///
-/// Each past epoch (`EpochTree`) holds the member list of its epoch, which never changes once the
-/// epoch is past, yet OpenMLS hands the whole store to storage after every message. The encoder cuts
-/// every `EpochTree.leaves` out at its offset; a list whose digest `known` reports as stored is not
-/// serialised at all. Concatenating the pieces back at their offsets gives exactly `encode(value)`.
-/// A value of another shape simply yields no pieces.
+/// OpenMLS hands the whole store to storage after every message, including, for each kept past
+/// epoch (`EpochTree`), that epoch's message secrets and its member list. The encoder cuts both out
+/// of every `EpochTree` at their offset: the secrets become their own row (rewritten only when they
+/// change), and a member list whose digest `known` reports as stored is not serialised at all.
+/// Concatenating the pieces back at their offsets gives exactly `encode(value)`. A value of another
+/// shape simply yields no pieces.
 pub fn encode_split<T: Serialize + ?Sized>(
     value: &T,
     known: &dyn Fn(&[u8; 32]) -> bool,
@@ -454,6 +465,33 @@ impl ser::SerializeStruct for Compound<'_, '_> {
                 }
                 return Ok(());
             }
+            if self.name == "EpochTree" && key == "message_secrets" {
+                let at = self.enc.out.len();
+                let split = self.enc.split.as_mut().expect("checked above");
+                let mut sub = Encoder {
+                    out: Vec::with_capacity(4096),
+                    split: Some(Split {
+                        known: split.known,
+                        context: None,
+                        pieces: Vec::new(),
+                    }),
+                };
+                value.serialize(&mut sub)?;
+                match sub.split.and_then(|s| s.context) {
+                    Some(digest) => {
+                        split.context = Some(digest);
+                        split.pieces.push(Piece {
+                            at,
+                            kind: PieceKind::Secrets,
+                            digest,
+                            bytes: Some(sub.out),
+                        });
+                    }
+                    // Not the shape we know: keep it inline, and the member list with it.
+                    None => self.enc.out.extend_from_slice(&sub.out),
+                }
+                return Ok(());
+            }
             if self.name == "EpochTree" && key == "leaves" {
                 let at = self.enc.out.len();
                 let split = self.enc.split.as_mut().expect("checked above");
@@ -463,7 +501,12 @@ impl ser::SerializeStruct for Compound<'_, '_> {
                     } else {
                         Some(encode(value)?)
                     };
-                    split.pieces.push(Piece { at, digest, bytes });
+                    split.pieces.push(Piece {
+                        at,
+                        kind: PieceKind::Leaves,
+                        digest,
+                        bytes,
+                    });
                     return Ok(());
                 }
             }

@@ -6,15 +6,17 @@
 //!   from what Python last stored, and `discard_changes` restores them). Reads decode straight from the
 //!   map: no copies of the state, ever.
 //! - Values are encoded with our compact binary codec (`codec.rs`), not serde_json.
-//! - The message-secrets store, which OpenMLS rewrites after every message, is stored without the
-//!   member lists of its past epochs: each list is its own row, written once when its epoch becomes
-//!   past and deleted when the epoch is dropped (`codec::encode_split`).
+//! - The message-secrets store, which OpenMLS rewrites after every message, is stored without its past
+//!   epochs: each past epoch's member list is its own row, written once when its epoch becomes past,
+//!   and each past epoch's message secrets are their own row, rewritten only when a late message of
+//!   that epoch changes them; both are deleted when the epoch is dropped (`codec::encode_split`). A
+//!   message thus changes one row of the size of the current epoch's secret tree.
 //!
 //! Key layout (persisted format version 2; the serde_json rows of version 1 do not load):
 //! - group rows: `b'g' ++ leb(len(G)) ++ G ++ label ++ rest`, G = codec(group id). Every row of a group
 //!   shares this prefix, so a group's rows are one range of the map (`group_items`, `restore_group`).
 //!   This includes the rows keyed by epoch *number* (`EpochKeyPairs`: rest = codec(epoch) ++ leaf index)
-//!   and the past-epoch member lists (`Leaves`: rest = digest of the epoch's group context).
+//!   and the past epochs' rows (`Leaves`, `PastSecrets`: rest = digest of the epoch's group context).
 //! - global rows: `b'x' ++ label ++ codec(key)`: key packages, PSKs, signature key pairs and the HPKE
 //!   key pairs of leaf nodes of own pending updates. They belong to no group and are not in a group
 //!   snapshot.
@@ -44,6 +46,7 @@ const CONFIRMATION_TAG: u8 = b'f';
 const GROUP_STATE: u8 = b's';
 const MESSAGE_SECRETS: u8 = b'm';
 const LEAVES: u8 = b'v';
+const PAST_SECRETS: u8 = b'w';
 const RESUMPTION_PSK: u8 = b'r';
 const OWN_LEAF_INDEX: u8 = b'o';
 const EPOCH_SECRETS: u8 = b'e';
@@ -133,12 +136,13 @@ fn epoch_key_pairs_key<G: Serialize, E: Serialize>(
     group_key(group_id, EPOCH_KEY_PAIRS, &rest)
 }
 
-/// The message-secrets row: `leb(n) ++ n * (leb(offset) ++ digest) ++ encoded store without lists`.
+/// The message-secrets row: `leb(n) ++ n * (leb(offset) ++ kind ++ digest) ++ the rest of the store`.
 fn split_row(main: &[u8], pieces: &[codec::Piece]) -> Vec<u8> {
-    let mut row = Vec::with_capacity(main.len() + 8 + pieces.len() * 36);
+    let mut row = Vec::with_capacity(main.len() + 8 + pieces.len() * 37);
     put_leb(&mut row, pieces.len() as u64);
     for p in pieces {
         put_leb(&mut row, p.at as u64);
+        row.push(p.kind as u8);
         row.extend_from_slice(&p.digest);
     }
     row.extend_from_slice(main);
@@ -160,25 +164,37 @@ fn parse_leb(row: &[u8], pos: &mut usize) -> Result<u64> {
     Err(CodecError("integer longer than 64 bits".into()))
 }
 
-/// (offset, digest) of a member list cut out of an encoded message-secrets store.
-type ListRef = (usize, [u8; 32]);
+/// A piece cut out of an encoded message-secrets store: (offset, label of its row, digest).
+type PieceRef = (usize, u8, [u8; 32]);
 
-/// Every cut-out member list, and the remaining encoded store.
-fn parse_split_row(row: &[u8]) -> Result<(Vec<ListRef>, &[u8])> {
+/// Every cut-out piece, and the rest of the encoded store.
+fn parse_split_row(row: &[u8]) -> Result<(Vec<PieceRef>, &[u8])> {
     let mut pos = 0;
     let n = parse_leb(row, &mut pos)?;
     let mut refs = Vec::new();
     for _ in 0..n {
         let at = parse_leb(row, &mut pos)? as usize;
+        let label = match row.get(pos) {
+            Some(1) => LEAVES,
+            Some(2) => PAST_SECRETS,
+            other => return Err(CodecError(format!("unknown piece kind {other:?}"))),
+        };
         let digest: [u8; 32] = row
-            .get(pos..pos + 32)
+            .get(pos + 1..pos + 33)
             .ok_or_else(|| CodecError("message secrets row ends early".into()))?
             .try_into()
             .expect("32 bytes");
-        pos += 32;
-        refs.push((at, digest));
+        pos += 33;
+        refs.push((at, label, digest));
     }
     Ok((refs, &row[pos..]))
+}
+
+fn piece_label(kind: codec::PieceKind) -> u8 {
+    match kind {
+        codec::PieceKind::Leaves => LEAVES,
+        codec::PieceKind::Secrets => PAST_SECRETS,
+    }
 }
 
 impl JournalStorage {
@@ -327,20 +343,21 @@ impl JournalStorage {
             .collect()
     }
 
-    fn leaves_key(prefix: &[u8], digest: &[u8; 32]) -> Vec<u8> {
+    fn piece_key(prefix: &[u8], label: u8, digest: &[u8; 32]) -> Vec<u8> {
         let mut key = prefix.to_vec();
-        key.push(LEAVES);
+        key.push(label);
         key.extend_from_slice(digest);
         key
     }
 
-    fn referenced_leaves(&self, row_key: &[u8]) -> Result<Vec<[u8; 32]>> {
+    /// The row keys of the pieces the stored message-secrets row refers to.
+    fn referenced_pieces(&self, prefix: &[u8], row_key: &[u8]) -> Result<Vec<Vec<u8>>> {
         let j = self.journal.borrow();
         match j.values.get(row_key) {
             Some(row) => Ok(parse_split_row(row)?
                 .0
                 .into_iter()
-                .map(|(_, d)| d)
+                .map(|(_, label, d)| JournalStorage::piece_key(prefix, label, &d))
                 .collect()),
             None => Ok(Vec::new()),
         }
@@ -561,25 +578,28 @@ impl StorageProvider<CURRENT_VERSION> for JournalStorage {
         let (main, pieces) = {
             let j = self.journal.borrow();
             let known = |digest: &[u8; 32]| {
-                j.values
-                    .contains_key(&JournalStorage::leaves_key(&prefix, digest))
+                let key = JournalStorage::piece_key(&prefix, LEAVES, digest);
+                j.values.contains_key(&key)
             };
             codec::encode_split(message_secrets, &known)?
         };
-        let old_refs = self.referenced_leaves(&row_key)?;
+        let old_refs = self.referenced_pieces(&prefix, &row_key)?;
         let row = split_row(&main, &pieces);
+        let new_refs: Vec<Vec<u8>> = pieces
+            .iter()
+            .map(|p| JournalStorage::piece_key(&prefix, piece_label(p.kind), &p.digest))
+            .collect();
         let mut j = self.journal.borrow_mut();
-        for piece in pieces.iter() {
-            if let Some(bytes) = &piece.bytes {
-                j.set(
-                    JournalStorage::leaves_key(&prefix, &piece.digest),
-                    Some(bytes.clone()),
-                );
+        for (piece, key) in pieces.into_iter().zip(new_refs.iter()) {
+            // `set` records nothing for an unchanged value: past secrets untouched by this message
+            // are not in the journal.
+            if let Some(bytes) = piece.bytes {
+                j.set(key.clone(), Some(bytes));
             }
         }
-        for digest in old_refs {
-            if !pieces.iter().any(|p| p.digest == digest) {
-                j.set(JournalStorage::leaves_key(&prefix, &digest), None);
+        for key in old_refs {
+            if !new_refs.contains(&key) {
+                j.set(key, None);
             }
         }
         j.set(row_key, Some(row));
@@ -603,16 +623,16 @@ impl StorageProvider<CURRENT_VERSION> for JournalStorage {
         let (refs, main) = parse_split_row(row)?;
         let mut whole = Vec::with_capacity(main.len());
         let mut done = 0;
-        for (at, digest) in refs {
-            let leaves = j
+        for (at, label, digest) in refs {
+            let piece = j
                 .values
-                .get(&JournalStorage::leaves_key(&prefix, &digest))
-                .ok_or_else(|| CodecError("a past epoch's member list is missing".into()))?;
+                .get(&JournalStorage::piece_key(&prefix, label, &digest))
+                .ok_or_else(|| CodecError("a row of a past epoch is missing".into()))?;
             let part = main
                 .get(done..at)
-                .ok_or_else(|| CodecError("member list offset out of order".into()))?;
+                .ok_or_else(|| CodecError("past epoch offsets out of order".into()))?;
             whole.extend_from_slice(part);
-            whole.extend_from_slice(leaves);
+            whole.extend_from_slice(piece);
             done = at;
         }
         whole.extend_from_slice(&main[done..]);
@@ -625,8 +645,8 @@ impl StorageProvider<CURRENT_VERSION> for JournalStorage {
     ) -> Result<()> {
         let prefix = group_prefix(&codec::encode(group_id)?);
         let row_key = group_key(group_id, MESSAGE_SECRETS, &[])?;
-        for digest in self.referenced_leaves(&row_key)? {
-            self.delete(JournalStorage::leaves_key(&prefix, &digest))?;
+        for key in self.referenced_pieces(&prefix, &row_key)? {
+            self.delete(key)?;
         }
         self.delete(row_key)
     }
