@@ -1,7 +1,8 @@
 """The binding's journal storage: exact change sets, panics at every entry point, threads, group snapshots.
 
 Checks (numbered as in the task of the binding):
-1. `take_changes` returns exactly the keys whose stored value changed, and applying it reproduces the state.
+1. `take_changes` returns exactly the keys whose stored value changed, and applying it reproduces the state;
+   refused messages change nothing, in storage or in the loaded group.
 2. A panic anywhere inside an operation (at each of its storage accesses in turn) raises InternalError (an
    MlsError, never PyO3's PanicException), leaves no journal and no changed state.
 3. A member is usable from other threads, concurrently, and releases the GIL while it works.
@@ -121,6 +122,22 @@ def test_a_late_message_from_a_past_epoch_still_decrypts_after_reload() -> None:
     assert len(reloaded.save()) == 1
     with pytest.raises(InvalidMessage):
         group_of(reloaded.reload()).process(late)
+
+
+def test_refused_messages_leave_the_loaded_group_as_stored() -> None:
+    a, b, _ = trio()
+    ga, gb = group_of(a.member), group_of(b.member)
+    first = ga.encrypt(b"first")
+    assert gb.process(first).plaintext == b"first"
+    b.save()
+    tampered = bytearray(ga.encrypt(b"second"))
+    tampered[-3] ^= 1
+    for bad in (first, bytes(tampered)):  # a replay (generation used up), a broken ciphertext
+        with pytest.raises(InvalidMessage):
+            gb.process(bad)
+        assert b.save() == []
+    assert state(b.member) == state(b.reload())
+    assert gb.process(ga.encrypt(b"third")).plaintext == b"third"
 
 
 # 2. Panics at every entry point ------------------------------------------------------------------------

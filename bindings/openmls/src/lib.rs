@@ -142,6 +142,8 @@ enum Fail {
     Identity(String),
     Snapshot(String),
     Internal(String),
+    /// A failure that left the in-memory group unchanged (its cached copy stays valid).
+    Untouched(Box<Fail>),
 }
 
 impl From<Fail> for PyErr {
@@ -160,6 +162,7 @@ impl From<Fail> for PyErr {
             Fail::Identity(m) => IdentityMismatch::new_err(m),
             Fail::Snapshot(m) => InvalidSnapshot::new_err(m),
             Fail::Internal(m) => InternalError::new_err(m),
+            Fail::Untouched(inner) => (*inner).into(),
         }
     }
 }
@@ -296,17 +299,23 @@ impl State {
         op: impl FnOnce(&mut Self) -> Result<T, Fail>,
     ) -> Result<T, Fail> {
         self.provider.storage.begin();
-        let outcome = guarded(|| op(self));
-        match &outcome {
-            Ok(_) => self.provider.storage.commit(),
-            Err(_) => {
+        match guarded(|| op(self)) {
+            Ok(value) => {
+                self.provider.storage.commit();
+                Ok(value)
+            }
+            Err(Fail::Untouched(fail)) => {
+                self.provider.storage.rollback();
+                Err(*fail)
+            }
+            Err(fail) => {
                 self.provider.storage.rollback();
                 if let Some(id) = group {
                     self.groups.remove(id);
                 }
+                Err(fail)
             }
         }
-        outcome
     }
 
     fn ensure_loaded(&mut self, group_id: &[u8]) -> Result<(), Fail> {
@@ -916,9 +925,12 @@ fn process_in_group(
     provider: &Provider,
     protocol: ProtocolMessage,
 ) -> Result<ProcessOut, Fail> {
+    // OpenMLS 0.9.2 changes the group only once a message is fully processed ("applies and persists
+    // `ratchet_update` only if processing succeeds"), so a refused message keeps the cached group: a
+    // stream of bad envelopes costs no reloads. Re-check this when upgrading OpenMLS.
     let processed = group
         .process_message(provider, protocol)
-        .map_err(classify_process)?;
+        .map_err(|e| Fail::Untouched(Box::new(classify_process(e))))?;
     let epoch = processed.epoch().as_u64();
     let sender = identity_of(processed.credential())?;
     let (kind, plaintext) = match processed.into_content() {
