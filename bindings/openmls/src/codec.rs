@@ -89,7 +89,11 @@ pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
 }
 
 pub fn decode<T: de::DeserializeOwned>(input: &[u8]) -> Result<T> {
-    let mut dec = Decoder { input, pos: 0 };
+    let mut dec = Decoder {
+        input,
+        pos: 0,
+        depth: 0,
+    };
     let value = T::deserialize(&mut dec)?;
     if dec.pos != input.len() {
         return Err(CodecError(format!(
@@ -532,7 +536,12 @@ impl ser::SerializeStructVariant for Compound<'_, '_> {
 struct Decoder<'de> {
     input: &'de [u8],
     pos: usize,
+    /// Nesting depth: stored rows come back through `restore_group` and the constructor, so a
+    /// malformed row must fail with an error, not overflow the stack.
+    depth: u32,
 }
+
+const MAX_DEPTH: u32 = 256;
 
 impl<'de> Decoder<'de> {
     fn byte(&mut self) -> Result<u8> {
@@ -577,6 +586,16 @@ impl<'de> Decoder<'de> {
         let out = &self.input[self.pos..end];
         self.pos = end;
         Ok(out)
+    }
+
+    fn nest<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
+        if self.depth >= MAX_DEPTH {
+            return Err(CodecError(format!("value nested deeper than {MAX_DEPTH}")));
+        }
+        self.depth += 1;
+        let out = f(self);
+        self.depth -= 1;
+        out
     }
 
     fn array<const N: usize>(&mut self) -> Result<[u8; N]> {
@@ -653,18 +672,20 @@ fn visit_items<'de, V: Visitor<'de>>(
     map: bool,
     visitor: V,
 ) -> Result<V::Value> {
-    let mut items = Items { de, left };
-    let value = if map {
-        visitor.visit_map(&mut items)?
-    } else {
-        visitor.visit_seq(&mut items)?
-    };
-    // An open sequence ends at its T_END; the visitor may stop before reading it.
-    if items.left.is_none() && items.more()? {
-        return Err(CodecError("sequence has more items than read".into()));
-    }
-    items.finish()?;
-    Ok(value)
+    de.nest(|de| {
+        let mut items = Items { de, left };
+        let value = if map {
+            visitor.visit_map(&mut items)?
+        } else {
+            visitor.visit_seq(&mut items)?
+        };
+        // An open sequence ends at its T_END; the visitor may stop before reading it.
+        if items.left.is_none() && items.more()? {
+            return Err(CodecError("sequence has more items than read".into()));
+        }
+        items.finish()?;
+        Ok(value)
+    })
 }
 
 struct Enum<'a, 'de> {
@@ -693,7 +714,7 @@ impl<'de> de::VariantAccess<'de> for Enum<'_, 'de> {
     }
     fn newtype_variant_seed<T: DeserializeSeed<'de>>(self, seed: T) -> Result<T::Value> {
         match self.tag {
-            T_NEWTYPE_VARIANT => seed.deserialize(self.de),
+            T_NEWTYPE_VARIANT => self.de.nest(|de| seed.deserialize(de)),
             _ => Err(CodecError("expected a newtype variant".into())),
         }
     }
@@ -733,7 +754,7 @@ impl<'de> de::Deserializer<'de> for &mut Decoder<'de> {
         match tag {
             t if t & T_SMALL != 0 => visitor.visit_u64(u64::from(t & 0x7f)),
             T_UNIT => visitor.visit_unit(),
-            T_SOME => visitor.visit_some(self),
+            T_SOME => self.nest(|de| visitor.visit_some(de)),
             T_FALSE => visitor.visit_bool(false),
             T_TRUE => visitor.visit_bool(true),
             T_UINT => visitor.visit_u64(self.leb()?),
@@ -785,7 +806,7 @@ impl<'de> de::Deserializer<'de> for &mut Decoder<'de> {
             }
             T_SOME => {
                 self.pos += 1;
-                visitor.visit_some(self)
+                self.nest(|de| visitor.visit_some(de))
             }
             other => Err(CodecError(format!("expected an option, found tag {other}"))),
         }
