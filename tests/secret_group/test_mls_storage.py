@@ -350,6 +350,26 @@ def test_bad_snapshots_are_refused_and_change_nothing() -> None:
     assert gb.process(group_of(a.member).encrypt(b"still fine")).plaintext == b"still fine"
 
 
+def test_every_row_of_a_snapshot_is_checked() -> None:
+    a, b, _ = trio()
+    gb = group_of(b.member)
+    update = group_of(a.member).self_update()  # a past epoch: rows of every kind exist
+    gb.process(update.commit)
+    b.save()
+    items = b.member.group_items(GROUP)
+    first, last = min(k for k, _ in items), max(k for k, _ in items)
+    prefix = first[: next(i for i, (x, y) in enumerate(zip(first, last, strict=False)) if x != y)]
+    for i, (key, value) in enumerate(items):
+        for garbage in (b"", b"\x0b\x01" * 50_000, value[:-1]):
+            bad = [*items[:i], (key, garbage), *items[i + 1 :]]
+            with pytest.raises(InvalidSnapshot, match=GROUP.hex()):
+                b.member.restore_group(GROUP, bad)
+    junk = (prefix + b"z", b"\x80")
+    with pytest.raises(InvalidSnapshot, match=junk[0].hex()):
+        b.member.restore_group(GROUP, [*items, junk])
+    assert b.member.take_changes() == [] and b.member.group_items(GROUP) == items
+
+
 def test_empty_snapshot_deletes_the_group_and_unknown_groups_have_no_items() -> None:
     _, b, _ = trio()
     with pytest.raises(UnknownGroup):

@@ -578,6 +578,13 @@ impl Member {
                         hex(group_id)
                     )));
                 }
+                JournalStorage::check_group_rows(&prefix, &items).map_err(|(key, why)| {
+                    Fail::Snapshot(format!(
+                        "item key {} is not a valid row of group {}: {why}",
+                        hex(&key),
+                        hex(group_id)
+                    ))
+                })?;
                 let empty = items.is_empty();
                 m.provider.storage.replace_prefix(&prefix, items);
                 m.groups.remove(group_id);

@@ -57,6 +57,20 @@ const PSK: u8 = b'P';
 const ENCRYPTION_KEY_PAIR: u8 = b'E';
 const SIGNATURE_KEY_PAIR: u8 = b'S';
 
+/// The stored shape of OpenMLS's (crate-private) `EncryptionKeyPair`, to check snapshot rows.
+#[derive(serde::Deserialize)]
+#[allow(dead_code)]
+struct EpochKeyPairRow {
+    public_key: openmls::treesync::EncryptionKey,
+    private_key: EpochPrivateKeyRow,
+}
+
+#[derive(serde::Deserialize)]
+#[allow(dead_code)]
+struct EpochPrivateKeyRow {
+    key: openmls_traits::types::HpkePrivateKey,
+}
+
 /// A set of changes: (key, new value or None to delete), sorted by key.
 pub type Changes = Vec<(Vec<u8>, Option<Vec<u8>>)>;
 
@@ -277,6 +291,60 @@ impl JournalStorage {
             .take_while(|(k, _)| k.starts_with(prefix))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect()
+    }
+
+    /// Check the rows of a group snapshot that loading the group does not read: every key must carry
+    /// a group label, epoch key pairs must decode, and past-epoch rows must be referenced by the
+    /// message-secrets row. Returns the first offending key with the reason.
+    pub fn check_group_rows(
+        prefix: &[u8],
+        items: &[(Vec<u8>, Vec<u8>)],
+    ) -> std::result::Result<(), (Vec<u8>, String)> {
+        const GROUP_LABELS: &[u8] = &[
+            JOIN_CONFIG,
+            OWN_LEAF_NODES,
+            QUEUED_PROPOSAL,
+            PROPOSAL_REFS,
+            TREE,
+            INTERIM_TRANSCRIPT_HASH,
+            CONTEXT,
+            CONFIRMATION_TAG,
+            GROUP_STATE,
+            MESSAGE_SECRETS,
+            LEAVES,
+            PAST_SECRETS,
+            RESUMPTION_PSK,
+            OWN_LEAF_INDEX,
+            EPOCH_SECRETS,
+            EPOCH_KEY_PAIRS,
+        ];
+        let mut main_key = prefix.to_vec();
+        main_key.push(MESSAGE_SECRETS);
+        let referenced: Vec<Vec<u8>> = match items.iter().find(|(k, _)| *k == main_key) {
+            Some((_, row)) => parse_split_row(row)
+                .map_err(|e| (main_key.clone(), e.to_string()))?
+                .0
+                .into_iter()
+                .map(|(_, label, d)| JournalStorage::piece_key(prefix, label, &d))
+                .collect(),
+            None => Vec::new(),
+        };
+        for (key, value) in items {
+            let Some(&label) = key.get(prefix.len()) else {
+                return Err((key.clone(), "no label".into()));
+            };
+            if !GROUP_LABELS.contains(&label) {
+                return Err((key.clone(), format!("unknown label {label}")));
+            }
+            if label == EPOCH_KEY_PAIRS {
+                codec::decode::<Vec<EpochKeyPairRow>>(value)
+                    .map_err(|e| (key.clone(), format!("epoch key pairs: {e}")))?;
+            }
+            if (label == LEAVES || label == PAST_SECRETS) && !referenced.contains(key) {
+                return Err((key.clone(), "a past epoch row nothing refers to".into()));
+            }
+        }
+        Ok(())
     }
 
     /// Replace every row under `prefix` with `items` (journalled like any write).
