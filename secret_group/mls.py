@@ -8,6 +8,17 @@ one transaction of your own (None deletes). An operation that raises leaves no c
 state; a crash before the write loses the operation, and restoring from the stored items returns the
 member to the state before it, from which the operation can be redone.
 
+Snapshots: `group_items(group_id)` returns every stored row of one group and `restore_group(group_id,
+items)` puts them back (deleting the group's rows that are not in the snapshot, such as key pairs of
+later epoch numbers); the restore is journalled like any operation. Global rows (key packages, key pairs
+of own leaf updates not merged yet) belong to no group: snapshot a group while it has no pending commit.
+
+Threads: a member may be called from any thread (e.g. a database worker or `asyncio.to_thread`); the
+binding releases the GIL while OpenMLS works and runs the calls on one member one at a time.
+
+Stored format: rows are written by our own storage provider in a compact binary codec (format 2); rows
+written by earlier versions of this package (serde_json, format 1) do not load.
+
 Late messages: members keep the secrets of `max_past_epochs` past epochs (default 5) so that
 application messages delayed by gossip across commits still decrypt. Commits in a chat group are rare
 (membership changes and periodic self-updates), so five epochs cover minutes to hours of delay while
@@ -30,6 +41,7 @@ from secret_group._openmls import (
     InternalError,
     InvalidKeyPackage,
     InvalidMessage,
+    InvalidSnapshot,
     MalformedMessage,
     MlsError,
     NoMatchingKeyPackage,
@@ -59,6 +71,7 @@ __all__ = [
     "RemovedSender",
     "GroupStateError",
     "IdentityMismatch",
+    "InvalidSnapshot",
     "InternalError",
 ]
 
@@ -124,6 +137,18 @@ class MlsMember:
     def discard_changes(self) -> None:
         """Drop every change since the last `take_changes`, as if the process had crashed before writing."""
         self._inner.discard_changes()
+
+    def group_items(self, group_id: bytes) -> list[tuple[bytes, bytes]]:
+        """Every stored (key, value) of one group: a snapshot for `restore_group` (UnknownGroup if none)."""
+        return self._inner.group_items(bytes(group_id))
+
+    def restore_group(self, group_id: bytes, items: Iterable[tuple[bytes, bytes]]) -> None:
+        """Replace the group's stored rows with `items` from `group_items` (empty items delete the group).
+
+        Journalled like any operation; items that are not rows of this group or do not load as it raise
+        InvalidSnapshot and change nothing.
+        """
+        self._inner.restore_group(bytes(group_id), [(bytes(k), bytes(v)) for k, v in items])
 
     def key_package(self) -> bytes:
         """A fresh key package; each is single use (its private part is consumed by a welcome)."""

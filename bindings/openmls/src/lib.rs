@@ -5,32 +5,45 @@
 //! ```text
 //!  Python (secret_group.mls)                Rust (this crate)
 //!  ------------------------                 -----------------
-//!  Member(seed, items) ───────────────────▶ OpenMlsRustCrypto { MemoryStorage <- items }
-//!  member.op(group_id, bytes) ────────────▶ atomic { snapshot; OpenMLS op; on error restore }
-//!  member.take_changes() ◀──────────────── diff(storage since last take) as (key, value|None)
+//!  Member(seed, items) ───────────────────▶ Provider { RustCrypto, JournalStorage <- items }
+//!  member.op(group_id, bytes) ────────────▶ detach GIL; lock; atomic { OpenMLS op; on error undo }
+//!  member.take_changes() ◀──────────────── keys changed since the last take: (key, value|None)
 //! ```
 //!
-//! Atomicity: every operation runs against a snapshot of the key-value storage. If it fails (an error
-//! or a panic), the storage is restored and cached groups are dropped, so a failed operation leaves no
-//! journal entries and no changed state. The journal is the difference between the storage and the
-//! state Python last took; Python writes it in its own transaction.
+//! Atomicity: the storage (`storage.rs`) keeps an undo log per operation. If an operation fails (an
+//! error or a panic), its writes are undone and its cached group is dropped (reloaded from storage on
+//! next use), so a failed operation leaves no changes and no changed state. Successful operations keep
+//! their deserialised groups cached: no call reloads or copies state.
+//!
+//! Threads: a `Member` is `Send` and `Sync` (its state is behind a mutex) and every entry point
+//! releases the GIL while it works, so a member can be used from any thread (e.g. a database worker or
+//! `asyncio.to_thread`); calls on one member run one at a time.
+//!
+//! Panics: every entry point catches panics and raises `InternalError` (an `MlsError`), never
+//! PyO3's `PanicException`.
 //!
 //! Identity binding: the MLS signature key is the member's p2panda Ed25519 key and the BasicCredential
 //! identity is its 32-byte public key. Key packages and group members that break this binding are
 //! refused, so an MLS sender is always the Bamboo author of the same key.
 
+mod codec;
+mod storage;
+
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::{Mutex, MutexGuard};
 
 use openmls::prelude::tls_codec::Deserialize as _;
 use openmls::prelude::*;
 use openmls_basic_credential::SignatureKeyPair;
-use openmls_rust_crypto::OpenMlsRustCrypto;
+use openmls_rust_crypto::RustCrypto;
 use openmls_traits::{crypto::OpenMlsCrypto, types::SignatureScheme, OpenMlsProvider};
 use pyo3::create_exception;
 use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
+
+use storage::{JournalStorage, StorageError};
 
 const CIPHERSUITE: Ciphersuite = Ciphersuite::MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519;
 
@@ -103,6 +116,12 @@ create_exception!(
 );
 create_exception!(
     _openmls,
+    InvalidSnapshot,
+    MlsError,
+    "Group items that do not restore a group (a key of another group, or rows that do not load)."
+);
+create_exception!(
+    _openmls,
     InternalError,
     MlsError,
     "A library error or a panic inside OpenMLS."
@@ -121,7 +140,10 @@ enum Fail {
     RemovedSender(String),
     State(String),
     Identity(String),
+    Snapshot(String),
     Internal(String),
+    /// A failure that left the in-memory group unchanged (its cached copy stays valid).
+    Untouched(Box<Fail>),
 }
 
 impl From<Fail> for PyErr {
@@ -138,7 +160,9 @@ impl From<Fail> for PyErr {
             Fail::RemovedSender(m) => RemovedSender::new_err(m),
             Fail::State(m) => GroupStateError::new_err(m),
             Fail::Identity(m) => IdentityMismatch::new_err(m),
+            Fail::Snapshot(m) => InvalidSnapshot::new_err(m),
             Fail::Internal(m) => InternalError::new_err(m),
+            Fail::Untouched(inner) => (*inner).into(),
         }
     }
 }
@@ -164,7 +188,7 @@ fn classify_validation(err: &ValidationError) -> Fail {
     }
 }
 
-fn classify_process(err: ProcessMessageError<openmls_rust_crypto::MemoryStorageError>) -> Fail {
+fn classify_process(err: ProcessMessageError<StorageError>) -> Fail {
     match &err {
         ProcessMessageError::ValidationError(v) => classify_validation(v),
         ProcessMessageError::GroupStateError(s) => {
@@ -219,59 +243,84 @@ fn panic_message(panic: Box<dyn std::any::Any + Send>) -> String {
     }
 }
 
-type Values = HashMap<Vec<u8>, Vec<u8>>;
+/// Run `f`, turning a panic into `Fail::Internal`.
+fn guarded<T>(f: impl FnOnce() -> Result<T, Fail>) -> Result<T, Fail> {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(result) => result,
+        Err(panic) => Err(Fail::Internal(format!(
+            "panic inside openmls: {}",
+            panic_message(panic)
+        ))),
+    }
+}
 
-/// One MLS member: its signer, its storage (all its groups) and the journal baseline.
-#[pyclass(module = "secret_group._openmls", unsendable)]
-struct Member {
-    provider: OpenMlsRustCrypto,
+/// The OpenMLS provider: RustCrypto for crypto and randomness, our journal for storage.
+struct Provider {
+    crypto: RustCrypto,
+    storage: JournalStorage,
+}
+
+impl OpenMlsProvider for Provider {
+    type CryptoProvider = RustCrypto;
+    type RandProvider = RustCrypto;
+    type StorageProvider = JournalStorage;
+
+    fn storage(&self) -> &JournalStorage {
+        &self.storage
+    }
+    fn crypto(&self) -> &RustCrypto {
+        &self.crypto
+    }
+    fn rand(&self) -> &RustCrypto {
+        &self.crypto
+    }
+}
+
+fn encoded_group_id(group_id: &[u8]) -> Result<Vec<u8>, Fail> {
+    codec::encode(&GroupId::from_slice(group_id)).map_err(|e| internal("encoding group id", e))
+}
+
+/// One member's state: its signer, its storage (all its groups) and its loaded groups.
+struct State {
+    provider: Provider,
     signer: SignatureKeyPair,
     credential: CredentialWithKey,
-    baseline: Values,
     groups: HashMap<Vec<u8>, MlsGroup>,
     join_config: MlsGroupJoinConfig,
     create_config: MlsGroupCreateConfig,
 }
 
-impl Member {
-    fn values(&self) -> std::sync::RwLockReadGuard<'_, Values> {
-        self.provider
-            .storage()
-            .values
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn restore(&mut self, snapshot: Values) {
-        *self
-            .provider
-            .storage()
-            .values
-            .write()
-            .unwrap_or_else(|e| e.into_inner()) = snapshot;
-        // In-memory groups may hold half-applied state; they are reloaded from the restored storage.
-        self.groups.clear();
-    }
-
-    /// Run `op` so that it either fully succeeds or leaves storage exactly as before.
-    fn atomic<T>(&mut self, op: impl FnOnce(&mut Self) -> Result<T, Fail>) -> Result<T, Fail> {
-        let snapshot = self.values().clone();
-        let outcome = match catch_unwind(AssertUnwindSafe(|| op(self))) {
-            Ok(result) => result,
-            Err(panic) => Err(Fail::Internal(format!(
-                "panic inside openmls: {}",
-                panic_message(panic)
-            ))),
-        };
-        if outcome.is_err() {
-            self.restore(snapshot);
+impl State {
+    /// Run `op` so that it either fully succeeds or leaves storage exactly as before. On failure the
+    /// cached copy of `group` (which may hold half-applied state) is dropped and reloaded when needed.
+    fn atomic<T>(
+        &mut self,
+        group: Option<&[u8]>,
+        op: impl FnOnce(&mut Self) -> Result<T, Fail>,
+    ) -> Result<T, Fail> {
+        self.provider.storage.begin();
+        match guarded(|| op(self)) {
+            Ok(value) => {
+                self.provider.storage.commit();
+                Ok(value)
+            }
+            Err(Fail::Untouched(fail)) => {
+                self.provider.storage.rollback();
+                Err(*fail)
+            }
+            Err(fail) => {
+                self.provider.storage.rollback();
+                if let Some(id) = group {
+                    self.groups.remove(id);
+                }
+                Err(fail)
+            }
         }
-        outcome
     }
 
     fn ensure_loaded(&mut self, group_id: &[u8]) -> Result<(), Fail> {
         if !self.groups.contains_key(group_id) {
-            let loaded = MlsGroup::load(self.provider.storage(), &GroupId::from_slice(group_id))
+            let loaded = MlsGroup::load(&self.provider.storage, &GroupId::from_slice(group_id))
                 .map_err(|e| internal("loading group", e))?
                 .ok_or_else(|| {
                     Fail::UnknownGroup(format!("no group {} is stored", hex(group_id)))
@@ -285,11 +334,11 @@ impl Member {
     fn with_group<T>(
         &mut self,
         group_id: &[u8],
-        op: impl FnOnce(&mut MlsGroup, &OpenMlsRustCrypto, &SignatureKeyPair) -> Result<T, Fail>,
+        op: impl FnOnce(&mut MlsGroup, &Provider, &SignatureKeyPair) -> Result<T, Fail>,
     ) -> Result<T, Fail> {
-        self.atomic(|m| {
+        self.atomic(Some(group_id), |m| {
             m.ensure_loaded(group_id)?;
-            let Member {
+            let State {
                 provider,
                 signer,
                 groups,
@@ -336,10 +385,67 @@ impl Member {
     }
 }
 
+/// One MLS member, usable from any thread (see the module docs).
+#[pyclass(module = "secret_group._openmls", frozen)]
+struct Member {
+    state: Mutex<State>,
+    public: Vec<u8>,
+}
+
+type Commit = (Vec<u8>, Option<Vec<u8>>);
 type CommitOut = (Py<PyBytes>, Option<Py<PyBytes>>);
+type Items = Vec<(Vec<u8>, Vec<u8>)>;
 
 fn bytes(py: Python<'_>, data: &[u8]) -> Py<PyBytes> {
     PyBytes::new(py, data).unbind()
+}
+
+fn commit_out(py: Python<'_>, (commit, welcome): Commit) -> CommitOut {
+    (bytes(py, &commit), welcome.map(|w| bytes(py, &w)))
+}
+
+fn parse_protocol_message(group_id: &[u8], message: &[u8]) -> Result<ProtocolMessage, Fail> {
+    let msg = MlsMessageIn::tls_deserialize_exact(message)
+        .map_err(|e| Fail::Malformed(format!("message does not decode: {e:?}")))?;
+    let protocol = msg
+        .try_into_protocol_message()
+        .map_err(|e| Fail::Malformed(format!("message is not a group message: {e:?}")))?;
+    if protocol.group_id().as_slice() != group_id {
+        return Err(Fail::Invalid(format!(
+            "message is for group {}, not {}",
+            hex(protocol.group_id().as_slice()),
+            hex(group_id)
+        )));
+    }
+    Ok(protocol)
+}
+
+type ProcessOut = (&'static str, Vec<u8>, Option<Vec<u8>>, u64, bool);
+
+impl Member {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic never unwinds while the lock is held (entry points catch it inside), but if one
+        // did, the storage was rolled back by `atomic`: the state is consistent.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Run `op` with the GIL released, the state locked and panics caught.
+    fn run<T: Send>(
+        &self,
+        py: Python<'_>,
+        op: impl FnOnce(&mut State) -> Result<T, Fail> + Send,
+    ) -> PyResult<T> {
+        Ok(py.detach(|| guarded(|| op(&mut self.lock())))?)
+    }
+
+    fn group_op<T: Send>(
+        &self,
+        py: Python<'_>,
+        group_id: &[u8],
+        op: impl FnOnce(&mut MlsGroup, &Provider, &SignatureKeyPair) -> Result<T, Fail> + Send,
+    ) -> PyResult<T> {
+        self.run(py, |st| st.with_group(group_id, op))
+    }
 }
 
 #[pymethods]
@@ -349,203 +455,276 @@ impl Member {
     #[new]
     #[pyo3(signature = (private_key, items=None, max_past_epochs=5, out_of_order_tolerance=100, maximum_forward_distance=1000))]
     fn new(
+        py: Python<'_>,
         private_key: &[u8],
-        items: Option<Vec<(Vec<u8>, Vec<u8>)>>,
+        items: Option<Items>,
         max_past_epochs: usize,
         out_of_order_tolerance: u32,
         maximum_forward_distance: u32,
     ) -> PyResult<Self> {
-        let seed: [u8; 32] = private_key.try_into().map_err(|_| {
-            Fail::Identity(format!(
-                "private key must be a 32-byte seed, got {} bytes",
-                private_key.len()
-            ))
-        })?;
-        let public = ed25519_dalek::SigningKey::from_bytes(&seed)
-            .verifying_key()
-            .to_bytes()
-            .to_vec();
-        let signer =
-            SignatureKeyPair::from_raw(SignatureScheme::ED25519, seed.to_vec(), public.clone());
-        let credential = CredentialWithKey {
-            credential: BasicCredential::new(public.clone()).into(),
-            signature_key: public.into(),
+        let make = || {
+            guarded(|| {
+                let seed: [u8; 32] = private_key.try_into().map_err(|_| {
+                    Fail::Identity(format!(
+                        "private key must be a 32-byte seed, got {} bytes",
+                        private_key.len()
+                    ))
+                })?;
+                let public = ed25519_dalek::SigningKey::from_bytes(&seed)
+                    .verifying_key()
+                    .to_bytes()
+                    .to_vec();
+                let signer = SignatureKeyPair::from_raw(
+                    SignatureScheme::ED25519,
+                    seed.to_vec(),
+                    public.clone(),
+                );
+                let credential = CredentialWithKey {
+                    credential: BasicCredential::new(public.clone()).into(),
+                    signature_key: public.clone().into(),
+                };
+                let ratchet = SenderRatchetConfiguration::new(
+                    out_of_order_tolerance,
+                    maximum_forward_distance,
+                );
+                let join_config = MlsGroupJoinConfig::builder()
+                    .use_ratchet_tree_extension(true)
+                    .max_past_epochs(max_past_epochs)
+                    .sender_ratchet_configuration(ratchet)
+                    .build();
+                let create_config = MlsGroupCreateConfig::builder()
+                    .ciphersuite(CIPHERSUITE)
+                    .use_ratchet_tree_extension(true)
+                    .max_past_epochs(max_past_epochs)
+                    .sender_ratchet_configuration(ratchet)
+                    .build();
+                let provider = Provider {
+                    crypto: RustCrypto::default(),
+                    storage: JournalStorage::with_items(items.unwrap_or_default()),
+                };
+                Ok(Member {
+                    state: Mutex::new(State {
+                        provider,
+                        signer,
+                        credential,
+                        groups: HashMap::new(),
+                        join_config,
+                        create_config,
+                    }),
+                    public,
+                })
+            })
         };
-        let ratchet =
-            SenderRatchetConfiguration::new(out_of_order_tolerance, maximum_forward_distance);
-        let join_config = MlsGroupJoinConfig::builder()
-            .use_ratchet_tree_extension(true)
-            .max_past_epochs(max_past_epochs)
-            .sender_ratchet_configuration(ratchet)
-            .build();
-        let create_config = MlsGroupCreateConfig::builder()
-            .ciphersuite(CIPHERSUITE)
-            .use_ratchet_tree_extension(true)
-            .max_past_epochs(max_past_epochs)
-            .sender_ratchet_configuration(ratchet)
-            .build();
-        let provider = OpenMlsRustCrypto::default();
-        let baseline: Values = items.unwrap_or_default().into_iter().collect();
-        *provider
-            .storage()
-            .values
-            .write()
-            .unwrap_or_else(|e| e.into_inner()) = baseline.clone();
-        Ok(Member {
-            provider,
-            signer,
-            credential,
-            baseline,
-            groups: HashMap::new(),
-            join_config,
-            create_config,
-        })
+        Ok(py.detach(make)?)
     }
 
     /// The 32-byte public key (= credential identity = signature key).
     fn public_key<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
-        PyBytes::new(py, self.signer.public())
+        PyBytes::new(py, &self.public)
     }
 
     /// Changes since the last call, sorted by key: (key, value) to write, (key, None) to delete.
-    fn take_changes<'py>(
-        &mut self,
-        py: Python<'py>,
-    ) -> Vec<(Bound<'py, PyBytes>, Option<Bound<'py, PyBytes>>)> {
-        let current = self.values().clone();
-        let mut changes: Vec<(Vec<u8>, Option<Vec<u8>>)> = Vec::new();
-        for (key, value) in current.iter() {
-            if self.baseline.get(key) != Some(value) {
-                changes.push((key.clone(), Some(value.clone())));
-            }
-        }
-        for key in self.baseline.keys() {
-            if !current.contains_key(key) {
-                changes.push((key.clone(), None));
-            }
-        }
-        changes.sort();
-        self.baseline = current;
-        changes
+    #[allow(clippy::type_complexity)]
+    fn take_changes(&self, py: Python<'_>) -> PyResult<Vec<(Py<PyBytes>, Option<Py<PyBytes>>)>> {
+        let changes = self.run(py, |st| Ok(st.provider.storage.take_changes()))?;
+        Ok(changes
             .into_iter()
-            .map(|(k, v)| (PyBytes::new(py, &k), v.map(|v| PyBytes::new(py, &v))))
-            .collect()
+            .map(|(k, v)| (bytes(py, &k), v.map(|v| bytes(py, &v))))
+            .collect())
     }
 
     /// Forget changes made since the last `take_changes` (as a crash before the write would).
-    fn discard_changes(&mut self) {
-        let baseline = self.baseline.clone();
-        self.restore(baseline);
+    fn discard_changes(&self, py: Python<'_>) -> PyResult<()> {
+        self.run(py, |st| {
+            st.provider.storage.discard_changes();
+            // Loaded groups may hold the discarded state; they are reloaded from storage.
+            st.groups.clear();
+            Ok(())
+        })
+    }
+
+    /// Every stored (key, value) of one group, in key order: a snapshot for `restore_group`.
+    ///
+    /// All rows of the group are included, also those keyed by epoch number. Not included: rows that
+    /// OpenMLS keeps globally (key packages, and the key pairs of own leaf updates that are not merged
+    /// yet): take a snapshot while the group has no pending commit or own pending proposals.
+    fn group_items(
+        &self,
+        py: Python<'_>,
+        group_id: &[u8],
+    ) -> PyResult<Vec<(Py<PyBytes>, Py<PyBytes>)>> {
+        let items = self.run(py, |st| {
+            st.atomic(Some(group_id), |m| m.ensure_loaded(group_id))?;
+            let prefix = storage::group_prefix(&encoded_group_id(group_id)?);
+            Ok(st.provider.storage.items_with_prefix(&prefix))
+        })?;
+        Ok(items
+            .into_iter()
+            .map(|(k, v)| (bytes(py, &k), bytes(py, &v)))
+            .collect())
+    }
+
+    /// Replace every stored row of one group with `items` (from `group_items`), journalled like any
+    /// change. Rows of the group that are not in `items` are deleted (e.g. key pairs of a later epoch
+    /// number). Empty `items` delete the group. Items that do not load as this group change nothing.
+    fn restore_group(&self, py: Python<'_>, group_id: &[u8], items: Items) -> PyResult<()> {
+        self.run(py, |st| {
+            st.atomic(Some(group_id), |m| {
+                let prefix = storage::group_prefix(&encoded_group_id(group_id)?);
+                if let Some((key, _)) = items.iter().find(|(k, _)| !k.starts_with(&prefix)) {
+                    return Err(Fail::Snapshot(format!(
+                        "item key {} is not a row of group {}",
+                        hex(key),
+                        hex(group_id)
+                    )));
+                }
+                JournalStorage::check_group_rows(&prefix, &items).map_err(|(key, why)| {
+                    Fail::Snapshot(format!(
+                        "item key {} is not a valid row of group {}: {why}",
+                        hex(&key),
+                        hex(group_id)
+                    ))
+                })?;
+                let empty = items.is_empty();
+                m.provider.storage.replace_prefix(&prefix, items);
+                m.groups.remove(group_id);
+                if !empty {
+                    m.ensure_loaded(group_id).map_err(|e| match e {
+                        Fail::Internal(msg) | Fail::UnknownGroup(msg) => Fail::Snapshot(format!(
+                            "items do not restore group {}: {msg}",
+                            hex(group_id)
+                        )),
+                        other => other,
+                    })?;
+                    check_group_bindings(&m.groups[group_id])?;
+                }
+                Ok(())
+            })
+        })
     }
 
     /// A fresh single-use key package (TLS-serialised KeyPackage).
-    fn key_package(&mut self, py: Python<'_>) -> PyResult<Py<PyBytes>> {
-        let out = self.atomic(|m| {
-            let bundle = KeyPackage::builder()
-                .build(CIPHERSUITE, &m.provider, &m.signer, m.credential.clone())
-                .map_err(|e| internal("building key package", e))?;
-            serialize("key package", bundle.key_package())
+    fn key_package(&self, py: Python<'_>) -> PyResult<Py<PyBytes>> {
+        let out = self.run(py, |st| {
+            st.atomic(None, |m| {
+                let bundle = KeyPackage::builder()
+                    .build(CIPHERSUITE, &m.provider, &m.signer, m.credential.clone())
+                    .map_err(|e| internal("building key package", e))?;
+                serialize("key package", bundle.key_package())
+            })
         })?;
         Ok(bytes(py, &out))
     }
 
-    fn create_group(&mut self, group_id: &[u8]) -> PyResult<()> {
-        Ok(self.atomic(|m| {
-            if m.ensure_loaded(group_id).is_ok() {
-                return Err(Fail::GroupExists(format!(
-                    "group {} already exists",
-                    hex(group_id)
-                )));
-            }
-            let group = MlsGroup::new_with_group_id(
-                &m.provider,
-                &m.signer,
-                &m.create_config,
-                GroupId::from_slice(group_id),
-                m.credential.clone(),
-            )
-            .map_err(|e| internal("creating group", e))?;
-            m.groups.insert(group_id.to_vec(), group);
-            Ok(())
-        })?)
+    fn create_group(&self, py: Python<'_>, group_id: &[u8]) -> PyResult<()> {
+        self.run(py, |st| {
+            st.atomic(None, |m| {
+                match m.ensure_loaded(group_id) {
+                    Ok(()) => {
+                        return Err(Fail::GroupExists(format!(
+                            "group {} already exists",
+                            hex(group_id)
+                        )))
+                    }
+                    Err(Fail::UnknownGroup(_)) => {}
+                    Err(other) => return Err(other),
+                }
+                let group = MlsGroup::new_with_group_id(
+                    &m.provider,
+                    &m.signer,
+                    &m.create_config,
+                    GroupId::from_slice(group_id),
+                    m.credential.clone(),
+                )
+                .map_err(|e| internal("creating group", e))?;
+                m.groups.insert(group_id.to_vec(), group);
+                Ok(())
+            })
+        })
     }
 
     /// Join from a welcome; returns the group id.
-    fn join(&mut self, py: Python<'_>, welcome: &[u8]) -> PyResult<Py<PyBytes>> {
-        let group_id = self.atomic(|m| {
+    fn join(&self, py: Python<'_>, welcome: &[u8]) -> PyResult<Py<PyBytes>> {
+        let group_id = self.run(py, |st| {
             let msg = MlsMessageIn::tls_deserialize_exact(welcome)
                 .map_err(|e| Fail::Malformed(format!("welcome does not decode: {e:?}")))?;
             let welcome = match msg.extract() {
                 MlsMessageBodyIn::Welcome(w) => w,
                 _ => return Err(Fail::Malformed("message is not a welcome".into())),
             };
-            let staged =
-                StagedWelcome::new_from_welcome(&m.provider, &m.join_config, welcome, None)
-                    .map_err(|e| match e {
-                        WelcomeError::NoMatchingKeyPackage => Fail::NoMatchingKeyPackage(
-                            "welcome is for none of this member's key packages".into(),
-                        ),
-                        other => Fail::Invalid(format!("welcome rejected: {other}")),
-                    })?;
-            let group = staged
-                .into_group(&m.provider)
-                .map_err(|e| Fail::Invalid(format!("welcome rejected: {e}")))?;
-            check_group_bindings(&group)?;
-            let id = group.group_id().as_slice().to_vec();
-            m.groups.insert(id.clone(), group);
-            Ok(id)
+            st.atomic(None, |m| {
+                let staged =
+                    StagedWelcome::new_from_welcome(&m.provider, &m.join_config, welcome, None)
+                        .map_err(|e| match e {
+                            WelcomeError::NoMatchingKeyPackage => Fail::NoMatchingKeyPackage(
+                                "welcome is for none of this member's key packages".into(),
+                            ),
+                            other => Fail::Invalid(format!("welcome rejected: {other}")),
+                        })?;
+                let group = staged
+                    .into_group(&m.provider)
+                    .map_err(|e| Fail::Invalid(format!("welcome rejected: {e}")))?;
+                check_group_bindings(&group)?;
+                let id = group.group_id().as_slice().to_vec();
+                m.groups.insert(id.clone(), group);
+                Ok(id)
+            })
         })?;
         Ok(bytes(py, &group_id))
     }
 
-    fn has_group(&mut self, group_id: &[u8]) -> PyResult<bool> {
-        match self.ensure_loaded(group_id) {
-            Ok(_) => Ok(true),
-            Err(Fail::UnknownGroup(_)) => Ok(false),
-            Err(other) => Err(other.into()),
-        }
+    fn has_group(&self, py: Python<'_>, group_id: &[u8]) -> PyResult<bool> {
+        self.run(py, |st| {
+            match st.atomic(Some(group_id), |m| m.ensure_loaded(group_id)) {
+                Ok(_) => Ok(true),
+                Err(Fail::UnknownGroup(_)) => Ok(false),
+                Err(other) => Err(other),
+            }
+        })
     }
 
     /// Commit adding members; returns (commit, welcome). The committer merges after publishing.
     fn add(
-        &mut self,
+        &self,
         py: Python<'_>,
         group_id: &[u8],
         key_packages: Vec<Vec<u8>>,
     ) -> PyResult<CommitOut> {
-        let kps = key_packages
-            .iter()
-            .map(|raw| self.parse_key_package(raw))
-            .collect::<Result<Vec<_>, _>>()?;
-        if kps.is_empty() {
-            return Err(Fail::KeyPackage("no key packages given".into()).into());
-        }
-        let (commit, welcome) = self.with_group(group_id, |group, provider, signer| {
-            let (commit, welcome, _) = group
-                .add_members(provider, signer, &kps)
-                .map_err(|e| Fail::State(format!("cannot add members: {e}")))?;
-            Ok((
-                serialize("commit", &commit)?,
-                Some(serialize("welcome", &welcome)?),
-            ))
+        let out = self.run(py, |st| {
+            let kps = key_packages
+                .iter()
+                .map(|raw| st.parse_key_package(raw))
+                .collect::<Result<Vec<_>, _>>()?;
+            if kps.is_empty() {
+                return Err(Fail::KeyPackage("no key packages given".into()));
+            }
+            st.with_group(group_id, |group, provider, signer| {
+                let (commit, welcome, _) = group
+                    .add_members(provider, signer, &kps)
+                    .map_err(|e| Fail::State(format!("cannot add members: {e}")))?;
+                Ok((
+                    serialize("commit", &commit)?,
+                    Some(serialize("welcome", &welcome)?),
+                ))
+            })
         })?;
-        Ok((bytes(py, &commit), welcome.map(|w| bytes(py, &w))))
+        Ok(commit_out(py, out))
     }
 
     /// Commit removing the members with these public keys; returns (commit, welcome=None).
     fn remove(
-        &mut self,
+        &self,
         py: Python<'_>,
         group_id: &[u8],
         public_keys: Vec<Vec<u8>>,
     ) -> PyResult<CommitOut> {
-        let (commit, welcome) = self.with_group(group_id, |group, provider, signer| {
+        let out = self.group_op(py, group_id, |group, provider, signer| {
             if public_keys.is_empty() {
                 return Err(Fail::NotAMember("no public keys given".into()));
             }
             let indices = public_keys
                 .iter()
-                .map(|pk| Member::leaf_index_of(group, pk))
+                .map(|pk| State::leaf_index_of(group, pk))
                 .collect::<Result<Vec<_>, _>>()?;
             let (commit, welcome, _) = group
                 .remove_members(provider, signer, &indices)
@@ -553,12 +732,12 @@ impl Member {
             let welcome = welcome.map(|w| serialize("welcome", &w)).transpose()?;
             Ok((serialize("commit", &commit)?, welcome))
         })?;
-        Ok((bytes(py, &commit), welcome.map(|w| bytes(py, &w))))
+        Ok(commit_out(py, out))
     }
 
     /// Commit a fresh leaf (post-compromise security), folding in pending proposals.
-    fn self_update(&mut self, py: Python<'_>, group_id: &[u8]) -> PyResult<CommitOut> {
-        let (commit, welcome) = self.with_group(group_id, |group, provider, signer| {
+    fn self_update(&self, py: Python<'_>, group_id: &[u8]) -> PyResult<CommitOut> {
+        let out = self.group_op(py, group_id, |group, provider, signer| {
             let bundle = group
                 .self_update(provider, signer, LeafNodeParameters::default())
                 .map_err(|e| Fail::State(format!("cannot self-update: {e}")))?;
@@ -568,12 +747,12 @@ impl Member {
                 .transpose()?;
             Ok((serialize("commit", bundle.commit())?, welcome))
         })?;
-        Ok((bytes(py, &commit), welcome.map(|w| bytes(py, &w))))
+        Ok(commit_out(py, out))
     }
 
     /// Commit the proposals received so far; returns (commit, welcome if someone was added).
-    fn commit_pending_proposals(&mut self, py: Python<'_>, group_id: &[u8]) -> PyResult<CommitOut> {
-        let (commit, welcome) = self.with_group(group_id, |group, provider, signer| {
+    fn commit_pending_proposals(&self, py: Python<'_>, group_id: &[u8]) -> PyResult<CommitOut> {
+        let out = self.group_op(py, group_id, |group, provider, signer| {
             if !group.has_pending_proposals() {
                 return Err(Fail::State(
                     "there are no pending proposals to commit".into(),
@@ -585,35 +764,37 @@ impl Member {
             let welcome = welcome.map(|w| serialize("welcome", &w)).transpose()?;
             Ok((serialize("commit", &commit)?, welcome))
         })?;
-        Ok((bytes(py, &commit), welcome.map(|w| bytes(py, &w))))
+        Ok(commit_out(py, out))
     }
 
     /// Propose adding the owner of `key_package` (for members who do not commit).
     fn propose_add(
-        &mut self,
+        &self,
         py: Python<'_>,
         group_id: &[u8],
         key_package: Vec<u8>,
     ) -> PyResult<Py<PyBytes>> {
-        let kp = self.parse_key_package(&key_package)?;
-        let out = self.with_group(group_id, |group, provider, signer| {
-            let (msg, _) = group
-                .propose_add_member(provider, signer, &kp)
-                .map_err(|e| Fail::State(format!("cannot propose add: {e}")))?;
-            serialize("proposal", &msg)
+        let out = self.run(py, |st| {
+            let kp = st.parse_key_package(&key_package)?;
+            st.with_group(group_id, |group, provider, signer| {
+                let (msg, _) = group
+                    .propose_add_member(provider, signer, &kp)
+                    .map_err(|e| Fail::State(format!("cannot propose add: {e}")))?;
+                serialize("proposal", &msg)
+            })
         })?;
         Ok(bytes(py, &out))
     }
 
     /// Propose removing the member with this public key.
     fn propose_remove(
-        &mut self,
+        &self,
         py: Python<'_>,
         group_id: &[u8],
         public_key: Vec<u8>,
     ) -> PyResult<Py<PyBytes>> {
-        let out = self.with_group(group_id, |group, provider, signer| {
-            let index = Member::leaf_index_of(group, &public_key)?;
+        let out = self.group_op(py, group_id, |group, provider, signer| {
+            let index = State::leaf_index_of(group, &public_key)?;
             let (msg, _) = group
                 .propose_remove_member(provider, signer, index)
                 .map_err(|e| Fail::State(format!("cannot propose removal: {e}")))?;
@@ -623,8 +804,8 @@ impl Member {
     }
 
     /// Propose an update of the own leaf (a committer folds it in).
-    fn propose_self_update(&mut self, py: Python<'_>, group_id: &[u8]) -> PyResult<Py<PyBytes>> {
-        let out = self.with_group(group_id, |group, provider, signer| {
+    fn propose_self_update(&self, py: Python<'_>, group_id: &[u8]) -> PyResult<Py<PyBytes>> {
+        let out = self.group_op(py, group_id, |group, provider, signer| {
             let (msg, _) = group
                 .propose_self_update(provider, signer, LeafNodeParameters::default())
                 .map_err(|e| Fail::State(format!("cannot propose update: {e}")))?;
@@ -633,8 +814,8 @@ impl Member {
         Ok(bytes(py, &out))
     }
 
-    fn merge_pending_commit(&mut self, group_id: &[u8]) -> PyResult<()> {
-        Ok(self.with_group(group_id, |group, provider, _| {
+    fn merge_pending_commit(&self, py: Python<'_>, group_id: &[u8]) -> PyResult<()> {
+        self.group_op(py, group_id, |group, provider, _| {
             if group.pending_commit().is_none() {
                 return Err(Fail::State("there is no pending commit to merge".into()));
             }
@@ -642,96 +823,36 @@ impl Member {
                 .merge_pending_commit(provider)
                 .map_err(|e| internal("merging pending commit", e))?;
             check_group_bindings(group)
-        })?)
+        })
     }
 
-    fn clear_pending_commit(&mut self, group_id: &[u8]) -> PyResult<()> {
-        Ok(self.with_group(group_id, |group, provider, _| {
+    fn clear_pending_commit(&self, py: Python<'_>, group_id: &[u8]) -> PyResult<()> {
+        self.group_op(py, group_id, |group, provider, _| {
             group
                 .clear_pending_commit(provider.storage())
                 .map_err(|e| internal("clearing pending commit", e))
-        })?)
+        })
     }
 
     /// Process a message. Returns (kind, sender public key, plaintext or None, epoch of the message,
     /// still a member). Commits are merged and proposals stored as they are processed.
     #[allow(clippy::type_complexity)]
     fn process(
-        &mut self,
+        &self,
         py: Python<'_>,
         group_id: &[u8],
         message: &[u8],
-    ) -> PyResult<(
-        &'static str,
-        Option<Py<PyBytes>>,
-        Option<Py<PyBytes>>,
-        u64,
-        bool,
-    )> {
-        let (kind, sender, plaintext, epoch, active) =
-            self.with_group(group_id, |group, provider, _| {
-                let msg = MlsMessageIn::tls_deserialize_exact(message)
-                    .map_err(|e| Fail::Malformed(format!("message does not decode: {e:?}")))?;
-                let protocol = msg.try_into_protocol_message().map_err(|e| {
-                    Fail::Malformed(format!("message is not a group message: {e:?}"))
-                })?;
-                if protocol.group_id().as_slice() != group_id {
-                    return Err(Fail::Invalid(format!(
-                        "message is for group {}, not {}",
-                        hex(protocol.group_id().as_slice()),
-                        hex(group_id)
-                    )));
-                }
-                let processed = group
-                    .process_message(provider, protocol)
-                    .map_err(classify_process)?;
-                let epoch = processed.epoch().as_u64();
-                let sender = identity_of(processed.credential())?;
-                let result = match processed.into_content() {
-                    ProcessedMessageContent::ApplicationMessage(app) => {
-                        // A late message from an older epoch counts only while its sender is still a
-                        // member: a removed member must not keep talking through kept past-epoch secrets.
-                        if epoch < group.epoch().as_u64()
-                            && !group.members().any(|m| m.signature_key == sender)
-                        {
-                            return Err(Fail::RemovedSender(format!(
-                                "{} sent a message in epoch {epoch} but is no longer a member",
-                                hex(&sender)
-                            )));
-                        }
-                        ("application", Some(app.into_bytes()))
-                    }
-                    ProcessedMessageContent::ProposalMessage(proposal) => {
-                        group
-                            .store_pending_proposal(provider.storage(), *proposal)
-                            .map_err(|e| internal("storing proposal", e))?;
-                        ("proposal", None)
-                    }
-                    ProcessedMessageContent::ExternalJoinProposalMessage(proposal) => {
-                        group
-                            .store_pending_proposal(provider.storage(), *proposal)
-                            .map_err(|e| internal("storing proposal", e))?;
-                        ("proposal", None)
-                    }
-                    // Our own messages echoed back by replication: nothing to decrypt (the sender keeps its
-                    // plaintext) and our own commit is merged with `merge_pending_commit`.
-                    ProcessedMessageContent::OwnPendingCommit => ("own_commit", None),
-                    ProcessedMessageContent::OwnPrivateMessage => ("own_application", None),
-                    ProcessedMessageContent::StagedCommitMessage(staged) => {
-                        group
-                            .merge_staged_commit(provider, *staged)
-                            .map_err(|e| internal("merging commit", e))?;
-                        if group.is_active() {
-                            check_group_bindings(group)?;
-                        }
-                        ("commit", None)
-                    }
-                };
-                Ok((result.0, sender, result.1, epoch, group.is_active()))
-            })?;
+    ) -> PyResult<(&'static str, Py<PyBytes>, Option<Py<PyBytes>>, u64, bool)> {
+        let (kind, sender, plaintext, epoch, active): ProcessOut = self.run(py, |st| {
+            // Bytes that do not even decode never reach the group (its cache stays valid).
+            let protocol = parse_protocol_message(group_id, message)?;
+            st.with_group(group_id, |group, provider, _| {
+                process_in_group(group, provider, protocol)
+            })
+        })?;
         Ok((
             kind,
-            Some(bytes(py, &sender)),
+            bytes(py, &sender),
             plaintext.map(|p| bytes(py, &p)),
             epoch,
             active,
@@ -739,13 +860,8 @@ impl Member {
     }
 
     /// Encrypt an application message for the current epoch.
-    fn encrypt(
-        &mut self,
-        py: Python<'_>,
-        group_id: &[u8],
-        plaintext: &[u8],
-    ) -> PyResult<Py<PyBytes>> {
-        let out = self.with_group(group_id, |group, provider, signer| {
+    fn encrypt(&self, py: Python<'_>, group_id: &[u8], plaintext: &[u8]) -> PyResult<Py<PyBytes>> {
+        let out = self.group_op(py, group_id, |group, provider, signer| {
             let msg = group
                 .create_message(provider, signer, plaintext)
                 .map_err(|e| Fail::State(format!("cannot encrypt: {e}")))?;
@@ -754,25 +870,31 @@ impl Member {
         Ok(bytes(py, &out))
     }
 
-    fn epoch(&mut self, group_id: &[u8]) -> PyResult<u64> {
-        Ok(self.with_group(group_id, |group, _, _| Ok(group.epoch().as_u64()))?)
+    fn epoch(&self, py: Python<'_>, group_id: &[u8]) -> PyResult<u64> {
+        self.group_op(py, group_id, |group, _, _| Ok(group.epoch().as_u64()))
     }
 
-    fn is_active(&mut self, group_id: &[u8]) -> PyResult<bool> {
-        Ok(self.with_group(group_id, |group, _, _| Ok(group.is_active()))?)
+    fn is_active(&self, py: Python<'_>, group_id: &[u8]) -> PyResult<bool> {
+        self.group_op(py, group_id, |group, _, _| Ok(group.is_active()))
     }
 
-    fn has_pending_commit(&mut self, group_id: &[u8]) -> PyResult<bool> {
-        Ok(self.with_group(group_id, |group, _, _| Ok(group.pending_commit().is_some()))?)
+    fn has_pending_commit(&self, py: Python<'_>, group_id: &[u8]) -> PyResult<bool> {
+        self.group_op(py, group_id, |group, _, _| {
+            Ok(group.pending_commit().is_some())
+        })
     }
 
-    fn has_pending_proposals(&mut self, group_id: &[u8]) -> PyResult<bool> {
-        Ok(self.with_group(group_id, |group, _, _| Ok(group.has_pending_proposals()))?)
+    fn has_pending_proposals(&self, py: Python<'_>, group_id: &[u8]) -> PyResult<bool> {
+        self.group_op(
+            py,
+            group_id,
+            |group, _, _| Ok(group.has_pending_proposals()),
+        )
     }
 
     /// Public keys of the members, in leaf order.
-    fn members(&mut self, py: Python<'_>, group_id: &[u8]) -> PyResult<Vec<Py<PyBytes>>> {
-        let keys = self.with_group(group_id, |group, _, _| {
+    fn members(&self, py: Python<'_>, group_id: &[u8]) -> PyResult<Vec<Py<PyBytes>>> {
+        let keys = self.group_op(py, group_id, |group, _, _| {
             group
                 .members()
                 .map(|m| identity_of(&m.credential))
@@ -782,14 +904,14 @@ impl Member {
     }
 
     fn export_secret(
-        &mut self,
+        &self,
         py: Python<'_>,
         group_id: &[u8],
         label: &str,
         context: &[u8],
         length: usize,
     ) -> PyResult<Py<PyBytes>> {
-        let out = self.with_group(group_id, |group, provider, _| {
+        let out = self.group_op(py, group_id, |group, provider, _| {
             group
                 .export_secret(provider.crypto(), label, context, length)
                 .map_err(|e| Fail::State(format!("cannot export secret: {e}")))
@@ -797,32 +919,104 @@ impl Member {
         Ok(bytes(py, &out))
     }
 
-    fn epoch_authenticator(&mut self, py: Python<'_>, group_id: &[u8]) -> PyResult<Py<PyBytes>> {
-        let out = self.with_group(group_id, |group, _, _| {
+    fn epoch_authenticator(&self, py: Python<'_>, group_id: &[u8]) -> PyResult<Py<PyBytes>> {
+        let out = self.group_op(py, group_id, |group, _, _| {
             Ok(group.epoch_authenticator().as_slice().to_vec())
         })?;
         Ok(bytes(py, &out))
     }
 }
 
-/// Names of the ciphersuites the RustCrypto provider supports.
-#[pyfunction]
-fn supported_ciphersuites() -> Vec<String> {
-    let provider = OpenMlsRustCrypto::default();
-    provider
-        .crypto()
-        .supported_ciphersuites()
-        .into_iter()
-        .map(|cs| format!("{cs:?}"))
-        .collect()
+fn process_in_group(
+    group: &mut MlsGroup,
+    provider: &Provider,
+    protocol: ProtocolMessage,
+) -> Result<ProcessOut, Fail> {
+    // OpenMLS 0.9.2 changes the group only once a message is fully processed ("applies and persists
+    // `ratchet_update` only if processing succeeds"), so a refused message keeps the cached group: a
+    // stream of bad envelopes costs no reloads. Re-check this when upgrading OpenMLS.
+    let processed = group
+        .process_message(provider, protocol)
+        .map_err(|e| Fail::Untouched(Box::new(classify_process(e))))?;
+    let epoch = processed.epoch().as_u64();
+    let sender = identity_of(processed.credential())?;
+    let (kind, plaintext) = match processed.into_content() {
+        ProcessedMessageContent::ApplicationMessage(app) => {
+            // A late message from an older epoch counts only while its sender is still a member: a
+            // removed member must not keep talking through kept past-epoch secrets.
+            if epoch < group.epoch().as_u64() && !group.members().any(|m| m.signature_key == sender)
+            {
+                return Err(Fail::RemovedSender(format!(
+                    "{} sent a message in epoch {epoch} but is no longer a member",
+                    hex(&sender)
+                )));
+            }
+            ("application", Some(app.into_bytes()))
+        }
+        ProcessedMessageContent::ProposalMessage(proposal) => {
+            group
+                .store_pending_proposal(provider.storage(), *proposal)
+                .map_err(|e| internal("storing proposal", e))?;
+            ("proposal", None)
+        }
+        ProcessedMessageContent::ExternalJoinProposalMessage(proposal) => {
+            group
+                .store_pending_proposal(provider.storage(), *proposal)
+                .map_err(|e| internal("storing proposal", e))?;
+            ("proposal", None)
+        }
+        // Our own messages echoed back by replication: nothing to decrypt (the sender keeps its
+        // plaintext) and our own commit is merged with `merge_pending_commit`.
+        ProcessedMessageContent::OwnPendingCommit => ("own_commit", None),
+        ProcessedMessageContent::OwnPrivateMessage => ("own_application", None),
+        ProcessedMessageContent::StagedCommitMessage(staged) => {
+            group
+                .merge_staged_commit(provider, *staged)
+                .map_err(|e| internal("merging commit", e))?;
+            if group.is_active() {
+                check_group_bindings(group)?;
+            }
+            ("commit", None)
+        }
+    };
+    Ok((kind, sender, plaintext, epoch, group.is_active()))
 }
 
-/// Panic on purpose inside an atomic operation (tests that a panic becomes an exception, not an abort).
+/// Names of the ciphersuites the RustCrypto provider supports.
 #[pyfunction]
-fn _panic_for_test(member: &Bound<'_, Member>) -> PyResult<()> {
-    let mut m = member.borrow_mut();
-    let result: Result<(), Fail> = m.atomic(|_| panic!("deliberate test panic"));
-    Ok(result?)
+fn supported_ciphersuites() -> PyResult<Vec<String>> {
+    Ok(guarded(|| {
+        Ok(RustCrypto::default()
+            .supported_ciphersuites()
+            .into_iter()
+            .map(|cs| format!("{cs:?}"))
+            .collect())
+    })?)
+}
+
+/// Panic on purpose inside an atomic operation (tests that a panic becomes an exception).
+#[pyfunction]
+fn _panic_for_test(py: Python<'_>, member: &Bound<'_, Member>) -> PyResult<()> {
+    member.get().run(py, |st| {
+        st.atomic(None, |_| -> Result<(), Fail> {
+            panic!("deliberate test panic")
+        })
+    })
+}
+
+/// Test hook: the `n`-th storage access from now panics (None disarms). Lets tests make any entry
+/// point panic inside OpenMLS, part-way through its writes.
+#[pyfunction]
+#[pyo3(signature = (member, n))]
+fn _panic_at_storage_access(
+    py: Python<'_>,
+    member: &Bound<'_, Member>,
+    n: Option<u32>,
+) -> PyResult<()> {
+    member.get().run(py, |st| {
+        st.provider.storage.panic_at_access(n);
+        Ok(())
+    })
 }
 
 #[pymodule]
@@ -831,6 +1025,7 @@ fn _openmls(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Member>()?;
     m.add_function(wrap_pyfunction!(supported_ciphersuites, m)?)?;
     m.add_function(wrap_pyfunction!(_panic_for_test, m)?)?;
+    m.add_function(wrap_pyfunction!(_panic_at_storage_access, m)?)?;
     m.add("CIPHERSUITE", format!("{CIPHERSUITE:?}"))?;
     for (name, ty) in [
         ("MlsError", py.get_type::<MlsError>()),
@@ -848,6 +1043,7 @@ fn _openmls(m: &Bound<'_, PyModule>) -> PyResult<()> {
         ("RemovedSender", py.get_type::<RemovedSender>()),
         ("GroupStateError", py.get_type::<GroupStateError>()),
         ("IdentityMismatch", py.get_type::<IdentityMismatch>()),
+        ("InvalidSnapshot", py.get_type::<InvalidSnapshot>()),
         ("InternalError", py.get_type::<InternalError>()),
     ] {
         m.add(name, ty)?;
