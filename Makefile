@@ -39,7 +39,7 @@ lint: setup
 	$(BIN)/ruff format --check .
 
 typecheck: setup
-	$(BIN)/mypy --strict p2panda keygroups secret_group node_adapter
+	$(BIN)/mypy --strict p2panda keygroups secret_group node_adapter tui
 
 pytest: setup postgres
 	$(BIN)/pytest
