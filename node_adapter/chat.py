@@ -164,6 +164,7 @@ class Chat:
         self._network_task: asyncio.Task[None] | None = None
         self._listeners: set[asyncio.Queue[ChatEvent]] = set()
         self._names: dict[str, tuple[int, str]] = {}
+        self._members: dict[str, set[str]] = {}  # MLS members per group when we last wrote our profile
         self.last_sync: float | None = None
 
     async def __aenter__(self) -> Self:
@@ -182,6 +183,8 @@ class Chat:
         first = asyncio.ensure_future(anext(events))
         for group in await self.client.all_groups():
             await self._reindex(group)
+            if group.is_member:
+                self._members[group.id] = {k.hex() for k in await group.members()}
         self._refresh_names()
         self._task = asyncio.create_task(self._follow(events, first))
         self._network_task = asyncio.create_task(self._watch_network())
@@ -239,9 +242,9 @@ class Chat:
         elif event.kind == "joined":
             group = Group(self.client, event.group_id)
             await self._reindex(group)
-            name = self.name()
-            if name is not None and group.is_member:
-                await self._write_profile(group, name)
+            await self._announce(group)
+        elif event.kind == "commit":
+            await self._announce(Group(self.client, event.group_id))
         self._emit(ChatEvent(event.kind, event.group_id, event.document_id, mention))
 
     async def _watch_network(self) -> None:
@@ -373,10 +376,24 @@ class Chat:
         for group in await self.client.groups():
             await self._write_profile(group, name)
 
-    async def _write_profile(self, group: Group, name: str) -> None:
+    async def _announce(self, group: Group) -> None:
+        """Write our profile again when members joined: in a ratchet chat they cannot read the earlier one."""
+        if not group.is_member:
+            return
+        members = {k.hex() for k in await group.members()}
+        known = self._members.get(group.id)
+        self._members[group.id] = members
+        name = self.name()
+        if name is not None and (known is None or members - known):
+            await self._write_profile(group, name, again=known is not None)
+
+    async def _write_profile(self, group: Group, name: str, *, again: bool = False) -> None:
         mine = [d for d in self.client.documents_of(group.id, CHAT_PROFILE_SCHEMA) if d.owner == self.me]
+        mine.sort(key=lambda d: -_lamport(d))
         fields: dict[str, OperationValue] = {"name": name, "lamport": self.client.next_lamport()}
-        if not mine:
+        # A joiner of a ratchet chat cannot read the CREATE of our profile, so an UPDATE would not build
+        # for them: after a join a new profile document is written (the newest lamport wins).
+        if not mine or again:
             await group.create(CHAT_PROFILE_SCHEMA, fields)
         elif (mine[0].fields or {}).get("name") != name:
             await group.update(mine[0].id, fields, schema=CHAT_PROFILE_SCHEMA)
@@ -492,6 +509,11 @@ class Chat:
                 return NetworkStatus("embedded (no replication)", 0, self.last_sync)
             return NetworkStatus("embedded", len(node.replication.connected), self.last_sync)
         return NetworkStatus("remote", 0, self.last_sync)
+
+
+def _lamport(doc: Document) -> int:
+    value = (doc.fields or {}).get("lamport")
+    return value if isinstance(value, int) else 0
 
 
 def _file_info(doc: Document, received: int) -> FileInfo | None:

@@ -122,6 +122,8 @@ class ChatApp(App[None]):
         if event.mention and not self.chat.is_muted(event.group_id) and self.chat.setting("notify", "on") == "on":
             self.bell()
             self.notify(f"You were mentioned in {self._group_name(event.group_id)}", title="Mention")
+        if event.kind == "joined" and self.current is None:
+            self.call_later(self._open, event.group_id)
         if event.kind == "removed":
             self.notify(f"You were removed from {self._group_name(event.group_id)}", severity="warning")
         self.mark_dirty()
@@ -222,7 +224,7 @@ class ChatApp(App[None]):
 
     @on(TextArea.Changed, "#composer")
     def _draft_changed(self) -> None:
-        if self.current is not None and not self._loading_draft:
+        if self.current is not None and not self._loading_draft and self.query_one(Composer).verb != "edit":
             self.chat.set_draft(self.current, self.query_one(Composer).text)
 
     @on(ChatChosen)
@@ -254,7 +256,7 @@ class ChatApp(App[None]):
             composer.clear()
             composer.cancel()
             if self.current is not None:
-                self.chat.set_draft(self.current, "")
+                self.chat.set_draft(self.current, composer.text)  # "" or the draft an edit put aside
         if isinstance(parsed, Command):
             self.enqueue(lambda: self._command(parsed))
             return

@@ -32,6 +32,7 @@ class Composer(TextArea):
         super().__init__(soft_wrap=True, tab_behavior="focus", show_line_numbers=False, id="composer")
         self.verb: str | None = None  # "reply" or "edit"
         self.target: str | None = None  # the message replied to or edited
+        self._saved = ""
         self._title = "Message (Enter sends, Shift+Enter new line, /help)"
 
     def on_mount(self) -> None:
@@ -39,14 +40,21 @@ class Composer(TextArea):
 
     def start(self, verb: str, target: str, label: str, text: str | None = None) -> None:
         """Reply to or edit `target`; an edit starts from the message's text."""
+        if self.verb == "edit":
+            self.cancel()
         self.verb, self.target = verb, target
         self.border_title = label
         if text is not None:
+            self._saved = self.text  # the draft comes back when the edit is done or cancelled
             self.load_text(text)
             self.move_cursor(self.document.end)
         self.focus()
 
     def cancel(self) -> None:
+        if self.verb == "edit":
+            self.load_text(self._saved)
+            self.move_cursor(self.document.end)
+        self._saved = ""
         self.verb = self.target = None
         self.border_title = self._title
 
@@ -69,6 +77,6 @@ class Composer(TextArea):
             if self.verb is not None:
                 self.cancel()
             else:
-                self.screen.focus_next()
+                self.screen.focus_previous()  # the timeline, to select a message
             return
         await super()._on_key(event)

@@ -27,7 +27,7 @@ def render_members(members: list[MemberInfo], me: str) -> Content:
 class MemberList(Static):
     DEFAULT_CSS = """
     MemberList {
-        width: 30;
+        width: 34;
         height: 1fr;
         border: round $primary-muted;
         border-title-color: $text-muted;

@@ -54,7 +54,7 @@ def entries_of(timeline: Timeline, me: PublicKey, name_of: Callable[[PublicKey],
             Entry(
                 "n:unavailable",
                 Content.styled(
-                    f"— {timeline.unavailable} message(s) from before you joined are not available "
+                    f"— {timeline.unavailable} encrypted item(s) from before you joined are not available "
                     "(this chat does not share history) —",
                     "italic $text-muted",
                 ),
@@ -156,6 +156,14 @@ class TimelineView(OptionList):
             self.call_after_refresh(self.scroll_end, animate=False, immediate=True)
         else:
             self.call_after_refresh(self.scroll_to, y=scroll_y, animate=False, immediate=True)
+
+    def on_focus(self) -> None:
+        """Coming from the composer, select the newest message (the usual target of a verb)."""
+        if self.highlighted is None:
+            for index in range(self.option_count - 1, -1, -1):
+                if (self.get_option_at_index(index).id or "").startswith(("m:", "f:")):
+                    self.highlighted = index
+                    return
 
     def highlighted_id(self) -> str | None:
         if self.highlighted is None:
