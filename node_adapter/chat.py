@@ -164,7 +164,11 @@ class Chat:
         self._network_task: asyncio.Task[None] | None = None
         self._listeners: set[asyncio.Queue[ChatEvent]] = set()
         self._names: dict[str, tuple[int, str]] = {}
-        self._members: dict[str, set[str]] = {}  # MLS members per group when we last wrote our profile
+        self._members: dict[str, set[str]] = {}
+        # Every write of this identity goes through `lock`: `Group.add`/`remove` publish key-group changes
+        # outside the client's own lock, and a profile written at the same moment would take the same
+        # log id (a fork the node refuses). Front ends hold it around their writes too.
+        self.lock = asyncio.Lock()  # MLS members per group when we last wrote our profile
         self.last_sync: float | None = None
 
     async def __aenter__(self) -> Self:
@@ -242,9 +246,11 @@ class Chat:
         elif event.kind == "joined":
             group = Group(self.client, event.group_id)
             await self._reindex(group)
-            await self._announce(group)
+            async with self.lock:
+                await self._announce(group)
         elif event.kind == "commit":
-            await self._announce(Group(self.client, event.group_id))
+            async with self.lock:
+                await self._announce(Group(self.client, event.group_id))
         self._emit(ChatEvent(event.kind, event.group_id, event.document_id, mention))
 
     async def _watch_network(self) -> None:
@@ -370,7 +376,13 @@ class Chat:
         return known[1] if known else key.hex()[:8]
 
     async def set_name(self, name: str) -> None:
-        """CH1; writes our profile into every group we are a member of."""
+        """CH1; writes our profile into every group we are a member of (takes `lock`)."""
+        name = check_name(name)
+        async with self.lock:
+            await self.set_name_unlocked(name)
+
+    async def set_name_unlocked(self, name: str) -> None:
+        """`set_name` for a caller that holds `lock` already."""
         name = check_name(name)
         self.store.set_setting("name", name)
         for group in await self.client.groups():

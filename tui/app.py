@@ -102,14 +102,14 @@ class ChatApp(App[None]):
         else:
             self.notice("Welcome. /new NAME creates a chat, /help lists everything. Your key: /whoami")
         if self._given_name is not None:
-            self.enqueue(lambda: self.chat.set_name(self._given_name or ""))
+            self.enqueue(lambda: self.chat.set_name_unlocked(self._given_name or ""))
         elif self.chat.name() is None:
             self.push_screen(NameScreen(), self._name_given)
         self.mark_dirty()
 
     def _name_given(self, name: str | None) -> None:
         if name:
-            self.enqueue(lambda: self.chat.set_name(name))
+            self.enqueue(lambda: self.chat.set_name_unlocked(name))
 
     # --- workers ----------------------------------------------------------------------------------
 
@@ -151,7 +151,8 @@ class ChatApp(App[None]):
         while True:
             action = await self._actions.get()
             try:
-                await action()
+                async with self.chat.lock:
+                    await action()
             except Exception as exc:  # shown and logged: no traceback ever reaches the screen
                 log.exception("action failed")
                 self.notice(f"error: {exc}", error=True)
@@ -356,7 +357,7 @@ class ChatApp(App[None]):
             self.current = None
             self.notice(f"left {group.name} on this machine (a manager removes you for good); /open {group.name}")
         elif name == "name":
-            await self.chat.set_name(args[0])
+            await self.chat.set_name_unlocked(args[0])
             self.notice(f"your display name is now {args[0]}")
         elif name == "verify":
             self._verify(args[0])
