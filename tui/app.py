@@ -61,7 +61,7 @@ class ChatApp(App[None]):
     TITLE = "panda chat"
     COMMANDS: ClassVar = App.COMMANDS | {SlashCommands}
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("ctrl+k", "switch_chat", "Switch chat"),
+        Binding("ctrl+k", "switch_chat", "Switch chat", priority=True),  # over the composer's ctrl+k
         Binding("f1", "help", "Help"),
     ]
 
@@ -334,16 +334,17 @@ class ChatApp(App[None]):
             await self._open(group.id)
             self.notice(f"created {args[0]}: /add PUBLIC_KEY gives someone access", group_id=group.id)
         elif name == "add":
+            group = self._group()
             key = parse_public_key(args[0])
             level = LEVELS[args[1].lower()] if len(args) > 1 else Level.WRITE
-            group = self._group()
             await group.add(key, level)
             pending = key in await group.pending_members()
             later = " (they join once their node's key package reaches yours)" if pending else ""
             self.notice(f"added {self.chat.name_of(key)} ({level.name.lower()}){later}")
         elif name == "remove":
+            group = self._group()
             key = parse_public_key(args[0])
-            await self._group().remove(key)
+            await group.remove(key)
             self.notice(f"removed {self.chat.name_of(key)}: they cannot read anything sent from now on")
         elif name == "open":
             group_or_none = await self.chat.group_named(args[0])
