@@ -287,3 +287,22 @@ async def bob_group(bob: Person, group_id: str) -> Group:
         return next((g for g in groups if g.id == group_id), None)
 
     return await eventually(joined, what="bob joins")
+
+
+async def test_command_palette_runs_and_prefills_slash_commands(tmp_path: Path) -> None:
+    alice = await Person(tmp_path, "alice").start()
+    try:
+        app = alice.app()
+        async with app.run_test(size=(120, 40)) as pilot:
+            await pilot.press("ctrl+p", *"whoami")
+            await pilot.pause(0.3)
+            await pilot.press("enter")  # no arguments: runs at once
+            await _settle(pilot, lambda: alice.key.hex() in timeline_text(app), "/whoami from the palette")
+            await pilot.press("ctrl+p", *"/new")
+            await pilot.pause(0.3)
+            await pilot.press("enter")  # arguments: the composer gets "/new "
+            await _settle(pilot, lambda: app.query_one(Composer).text == "/new ", "the prefilled command")
+            await pilot.press(*"team", "enter")
+            await _settle(pilot, lambda: app.current is not None, "the chat made from the palette")
+    finally:
+        await alice.stop()
