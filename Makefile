@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup postgres test lint typecheck pytest bench clean interop
+.PHONY: setup postgres test lint typecheck pytest bench clean interop chat
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,12 +20,14 @@ $(STAMP): $(BIN)/python pyproject.toml constraints.txt bindings/openmls/Cargo.to
 setup: $(STAMP)
 
 # The node's tests run against a real PostgreSQL server they start themselves (initdb + pg_ctl on a
-# free port), and the discovery test makes network namespaces with iproute2's `ip`: this installs
+# free port), the discovery test makes network namespaces with iproute2's `ip`, and the chat's terminal test
+# drives two `panda chat` processes in tmux: this installs
 # Debian's packages for them when they are missing and we may install them.
 postgres:
 	@missing=""; \
 	if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null; then missing="postgresql"; fi; \
 	if ! command -v ip >/dev/null && [ ! -x /usr/sbin/ip ] && [ ! -x /sbin/ip ]; then missing="$$missing iproute2"; fi; \
+	if ! command -v tmux >/dev/null; then missing="$$missing tmux"; fi; \
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 			apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
@@ -39,7 +41,7 @@ lint: setup
 	$(BIN)/ruff format --check .
 
 typecheck: setup
-	$(BIN)/mypy --strict p2panda keygroups secret_group node_adapter
+	$(BIN)/mypy --strict p2panda keygroups secret_group node_adapter tui
 
 pytest: setup postgres
 	$(BIN)/pytest
@@ -53,6 +55,11 @@ AQUADOGGO_RUNNER := $(CURDIR)/interop/aquadoggo/target/release/aquadoggo-runner
 interop: setup
 	interop/aquadoggo/build.sh
 	P2PANDA_AQUADOGGO_RUNNER=$(AQUADOGGO_RUNNER) $(BIN)/pytest tests/node_adapter -k aquadoggo -rs
+
+# The terminal chat on a fresh machine: builds everything, then `panda chat` with the identity and data in
+# the default data directory (CHAT_ARGS="--peer HOST:PORT --name NAME ..." passes options).
+chat: setup
+	$(BIN)/panda chat $(CHAT_ARGS)
 
 bench: setup
 	$(BIN)/python benchmarks/bench_core.py

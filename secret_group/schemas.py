@@ -32,6 +32,11 @@ real schema ids):
 - `chat_message` — `text: str`, `reply_to: str` (the id of the message replied to, or ""), `lamport: int`
   (a Lamport clock: one more than the highest the sender had seen; messages are shown in (lamport,
   author, id) order, which is causal).
+- `chat_profile` — `name: str` (the author's display name), `lamport: int`; one per member and group,
+  updated when the name changes (`/name` in `panda chat`).
+- `chat_file` — `name: str`, `size: int` (bytes), `pieces: int`, `digest: str` (blake3 hex of the whole
+  file), `lamport: int`; its bytes follow in `chat_file_piece` documents.
+- `chat_file_piece` — `file: str` (the chat_file document id), `index: int` (from 0), `data: bytes`.
 """
 
 from __future__ import annotations
@@ -51,6 +56,12 @@ __all__ = [
     "BUNDLE_PATH",
     "CHAT_MESSAGE",
     "CHAT_MESSAGE_SCHEMA",
+    "CHAT_PROFILE",
+    "CHAT_PROFILE_SCHEMA",
+    "CHAT_FILE",
+    "CHAT_FILE_SCHEMA",
+    "CHAT_FILE_PIECE",
+    "CHAT_FILE_PIECE_SCHEMA",
     "COMMIT",
     "COMMIT_SCHEMA",
     "ENVELOPE",
@@ -73,6 +84,9 @@ SECRET_GROUP = "secret_group_0020fd4a05912ba8b2a8a608b4996108e15c761acc68c91ebcb
 COMMIT = "mls_commit_002046e58d8a246343bfe2030d2e8f456a3af86e7f2a311150261a94b93b50be1ed1"
 ENVELOPE = "mls_envelope_002051f371ddbc93c7ce0017ef1556db03584f7b4e414452555d8fc95df68c91b613"
 CHAT_MESSAGE = "chat_message_00207e24404706dd4982f7592d8716758dd24ea5ef572357b91894dd76b3b3653b3c"
+CHAT_PROFILE = "chat_profile_0020d6e9958ec4ab9dceaaf14be18de30a74ef42881e6ab5e0f9ebb2bbf90d15f1b1"
+CHAT_FILE = "chat_file_0020865507c26b380252b28d2b44eeb580e2c28a954622515b42915134caaf3c8322"
+CHAT_FILE_PIECE = "chat_file_piece_002083f2f4cbdc8308beb564baafa5b782d0deb62d0bcb6d9c7b5ec4f141d6eb8624"
 
 
 def build_bundle() -> tuple[list[tuple[bytes, bytes]], dict[str, Schema]]:
@@ -121,6 +135,21 @@ def build_bundle() -> tuple[list[tuple[bytes, bytes]], dict[str, Schema]]:
         "A chat message; travels only inside mls_envelope documents",
         {"text": "str", "reply_to": "str", "lamport": "int"},
     )
+    define(
+        "chat_profile",
+        "A member's display name in a chat; travels only inside mls_envelope documents",
+        {"name": "str", "lamport": "int"},
+    )
+    define(
+        "chat_file",
+        "A file sent to a chat, its bytes in chat_file_piece documents; travels only inside mls_envelope documents",
+        {"name": "str", "size": "int", "pieces": "int", "digest": "str", "lamport": "int"},
+    )
+    define(
+        "chat_file_piece",
+        "One piece of a chat_file; travels only inside mls_envelope documents",
+        {"file": "str", "index": "int", "data": "bytes"},
+    )
     return pairs, schemas
 
 
@@ -130,7 +159,12 @@ SECRET_GROUP_SCHEMA = _SCHEMAS["secret_group"]
 COMMIT_SCHEMA = _SCHEMAS["mls_commit"]
 ENVELOPE_SCHEMA = _SCHEMAS["mls_envelope"]
 CHAT_MESSAGE_SCHEMA = _SCHEMAS["chat_message"]
-INNER_SCHEMAS = {str(CHAT_MESSAGE_SCHEMA.id): CHAT_MESSAGE_SCHEMA}
+CHAT_PROFILE_SCHEMA = _SCHEMAS["chat_profile"]
+CHAT_FILE_SCHEMA = _SCHEMAS["chat_file"]
+CHAT_FILE_PIECE_SCHEMA = _SCHEMAS["chat_file_piece"]
+INNER_SCHEMAS = {
+    str(s.id): s for s in (CHAT_MESSAGE_SCHEMA, CHAT_PROFILE_SCHEMA, CHAT_FILE_SCHEMA, CHAT_FILE_PIECE_SCHEMA)
+}
 
 
 if __name__ == "__main__":

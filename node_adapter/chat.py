@@ -1,0 +1,536 @@
+"""`Chat`: the chat features of an application over a `Client`, for any front end (`panda chat` is one).
+
+What it adds to the client's groups and messages:
+
+- display names: a `chat_profile` document per member and group (encrypted like messages); `set_name`
+  writes it into every group, and into every group joined later;
+- a local index of decrypted messages (`ChatStore`, SQLite FTS5): full-text `search`, unread counts
+  after a read mark, mentions (`@name` or the first 8 hex digits of the key);
+- verification: `safety_number` to compare out of band, `verify` to mark a key verified;
+- per-chat drafts, mutes and settings that survive restarts;
+- a timeline with what cannot be read: placeholders for refused envelopes with their reason, and the
+  count of envelopes from before this member joined a ratchet chat;
+- files: `send_file` cuts a file into `chat_file_piece` documents inside envelopes, `save_file` puts it
+  together and checks its digest;
+- the network state: connected peers and the time data last arrived.
+
+Checks (named in the tests):
+- CH1 a display name is 1-64 printable characters;
+- CH2 a search is plain text: FTS5 syntax in it is searched for, never interpreted;
+- CH3 a file to send exists, is a regular file, and is at most `MAX_FILE_SIZE` bytes;
+- CH4 a saved file's pieces are all there and its digest matches, or nothing is written;
+- CH5 a public key given by the user is 64 hex digits of a valid key (`InvalidPublicKey` otherwise).
+
+The index follows `Client.events()`: every event re-reads the one document it names, so edits replace
+the indexed text and deletes remove it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+import blake3
+
+from keygroups import Level
+from node_adapter.chat_store import ChatStore, IndexedMessage, SearchHit
+from node_adapter.client import Client, ClientEvent
+from node_adapter.embedded import EmbeddedNode
+from node_adapter.errors import NodeAdapterError
+from node_adapter.group import Group, Message
+from node_adapter.safety import fingerprint, safety_number
+from p2panda.document import Document
+from p2panda.errors import P2PandaError
+from p2panda.identity import PublicKey
+from p2panda.operation.value import OperationValue
+from secret_group.schemas import CHAT_FILE_PIECE_SCHEMA, CHAT_FILE_SCHEMA, CHAT_MESSAGE_SCHEMA, CHAT_PROFILE_SCHEMA
+
+__all__ = [
+    "Chat",
+    "ChatError",
+    "ChatEvent",
+    "FileInfo",
+    "FileIncomplete",
+    "FileRefused",
+    "InvalidName",
+    "MAX_FILE_SIZE",
+    "MemberInfo",
+    "NetworkStatus",
+    "Timeline",
+    "parse_public_key",
+]
+
+log = logging.getLogger("node_adapter.chat")
+
+MAX_FILE_SIZE = 8 * 1024 * 1024
+PIECE_SIZE = 32 * 1024  # well under an entry's payload limit once sealed and CBOR-encoded
+MAX_NAME = 64
+
+
+class ChatError(NodeAdapterError):
+    """Root of the chat's errors."""
+
+
+class InvalidName(ChatError):
+    """A display name that is empty, too long or has control characters (CH1)."""
+
+
+class FileRefused(ChatError):
+    """A file that cannot be sent: missing, not a regular file, or too large (CH3)."""
+
+
+class FileIncomplete(ChatError):
+    """A file whose pieces are not all here yet, or whose digest does not match (CH4)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChatEvent:
+    """Something changed: the client's event, plus `mention` when it is a new message from someone
+    else that mentions us, and kind "network" when peers came or went."""
+
+    kind: str
+    group_id: str
+    document_id: str | None = None
+    mention: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class MemberInfo:
+    key: PublicKey
+    name: str
+    level: Level
+    fingerprint: str
+    verified: bool
+    pending: bool  # given access in the key group, not yet in the MLS group
+
+
+@dataclass(frozen=True, slots=True)
+class FileInfo:
+    id: str
+    author: PublicKey
+    name: str
+    size: int
+    pieces: int
+    received: int  # pieces here so far
+    lamport: int
+
+
+@dataclass(frozen=True, slots=True)
+class Timeline:
+    """What a chat shows: messages and files in causal order, and what cannot be read."""
+
+    messages: list[Message]
+    files: list[FileInfo]
+    undecryptable: list[tuple[str, str]]  # (envelope id, reason)
+    unavailable: int  # envelopes from before we joined (ratchet chats)
+    removed: bool  # we were removed: nothing sent afterwards reaches us
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkStatus:
+    kind: str  # "embedded", "embedded (no replication)" or "remote"
+    peers: int
+    last_sync: float | None  # time.time() when data last arrived from the node
+
+
+def parse_public_key(text: str) -> PublicKey:
+    """CH5: a public key typed by the user; raises `InvalidPublicKey` naming the text."""
+    return PublicKey.from_hex(text.strip().lower())
+
+
+def check_name(name: str) -> str:
+    """CH1"""
+    name = name.strip()
+    if not name or len(name) > MAX_NAME or not name.isprintable():
+        raise InvalidName(f"display name {name!r} must be 1-{MAX_NAME} printable characters")
+    return name
+
+
+class Chat:
+    """`async with Chat(client) as chat:` (the client started); its state file sits beside the client's."""
+
+    def __init__(self, client: Client, path: Path | None = None) -> None:
+        self.client = client
+        self.path = path or client.state_path.with_name(f"chat-{client.me[:16]}.sqlite3")
+        self._store: ChatStore | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._network_task: asyncio.Task[None] | None = None
+        self._listeners: set[asyncio.Queue[ChatEvent]] = set()
+        self._names: dict[str, tuple[int, str]] = {}
+        self._members: dict[str, set[str]] = {}
+        # Every write of this identity goes through `lock`: `Group.add`/`remove` publish key-group changes
+        # outside the client's own lock, and a profile written at the same moment would take the same
+        # log id (a fork the node refuses). Front ends hold it around their writes too.
+        self.lock = asyncio.Lock()  # MLS members per group when we last wrote our profile
+        self.last_sync: float | None = None
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        self._store = ChatStore(self.path)
+        events = self.client.events()
+        # Subscribe before the backfill so nothing that arrives in between is missed.
+        first = asyncio.ensure_future(anext(events))
+        for group in await self.client.all_groups():
+            await self._reindex(group)
+            if group.is_member:
+                self._members[group.id] = {k.hex() for k in await group.members()}
+        self._refresh_names()
+        self._task = asyncio.create_task(self._follow(events, first))
+        self._network_task = asyncio.create_task(self._watch_network())
+
+    async def stop(self) -> None:
+        for task in (self._task, self._network_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._task = self._network_task = None
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+    @property
+    def store(self) -> ChatStore:
+        if self._store is None:
+            raise ChatError("the chat is not started")
+        return self._store
+
+    @property
+    def me(self) -> PublicKey:
+        return self.client.key_pair.public_key
+
+    # --- events -----------------------------------------------------------------------------------
+
+    async def events(self) -> AsyncIterator[ChatEvent]:
+        queue: asyncio.Queue[ChatEvent] = asyncio.Queue()
+        self._listeners.add(queue)
+        try:
+            while True:
+                yield await queue.get()
+        finally:
+            self._listeners.discard(queue)
+
+    def _emit(self, event: ChatEvent) -> None:
+        for queue in self._listeners:
+            queue.put_nowait(event)
+
+    async def _follow(self, events: AsyncIterator[ClientEvent], first: asyncio.Future[ClientEvent]) -> None:
+        event = await first
+        while True:
+            try:
+                await self._on_event(event)
+            except (P2PandaError, OSError) as exc:  # one bad document never stops the chat
+                log.warning("handling %s: %s", event, exc)
+            event = await anext(events)
+
+    async def _on_event(self, event: ClientEvent) -> None:
+        self.last_sync = time.time()
+        mention = False
+        if event.kind == "message" and event.document_id is not None:
+            mention = self._index_one(event.group_id, event.document_id)
+        elif event.kind == "joined":
+            group = Group(self.client, event.group_id)
+            await self._reindex(group)
+            async with self.lock:
+                await self._announce(group)
+        elif event.kind == "commit":
+            async with self.lock:
+                await self._announce(Group(self.client, event.group_id))
+        self._emit(ChatEvent(event.kind, event.group_id, event.document_id, mention))
+
+    async def _watch_network(self) -> None:
+        """Peers come and go without a client event: poll the count (cheap) and say when it changed."""
+        last = -1
+        while True:
+            peers = self.network().peers
+            if peers != last:
+                last = peers
+                self._emit(ChatEvent("network", ""))
+            await asyncio.sleep(0.5)
+
+    # --- the index ----------------------------------------------------------------------------------
+
+    def _mentions(self, text: str) -> bool:
+        lowered = text.lower()
+        name = self.name()
+        return (name is not None and f"@{name.lower()}" in lowered) or self.client.me[:8] in lowered
+
+    def _indexed(self, group_id: str, m: Message) -> IndexedMessage:
+        mention = m.author != self.me and self._mentions(m.text)
+        return IndexedMessage(m.id, group_id, m.author.hex(), m.lamport, m.text, mention)
+
+    async def _reindex(self, group: Group) -> None:
+        """Bring a group's index up to date with the client's messages."""
+        indexed = self.store.indexed(group.id)
+        messages = await group.messages()
+        live = {m.id for m in messages}
+        self.store.index([self._indexed(group.id, m) for m in messages if indexed.get(m.id) != m.text])
+        self.store.unindex([i for i in indexed if i not in live])
+
+    def _index_one(self, group_id: str, envelope_id: str) -> bool:
+        """Index the document an envelope changed; True when it is a new message that mentions us."""
+        document_id = self.client.store.document_of(envelope_id)
+        if document_id is None:
+            return False
+        doc = self.client.document_of(group_id, document_id)
+        if doc is None:
+            return False
+        if doc.schema_id == CHAT_PROFILE_SCHEMA.id:
+            self._refresh_names()
+            return False
+        if doc.schema_id != CHAT_MESSAGE_SCHEMA.id:
+            return False
+        if doc.is_deleted:
+            self.store.unindex([document_id])
+            return False
+        fields = doc.fields or {}
+        lamport = fields.get("lamport")
+        message = Message(
+            document_id,
+            doc.owner,
+            str(fields.get("text", "")),
+            None,
+            lamport if isinstance(lamport, int) else 0,
+            doc.is_edited,
+            "received",
+        )
+        new = document_id == envelope_id
+        indexed = self._indexed(group_id, message)
+        self.store.index([indexed])
+        return new and indexed.mention
+
+    def search(self, text: str, group_id: str | None = None) -> list[SearchHit]:
+        """CH2: full-text search of decrypted messages kept locally (words ANDed, the last one a prefix)."""
+        return self.store.search(text, group_id)
+
+    # --- unread, drafts, mutes -----------------------------------------------------------------------
+
+    def unread(self, group_id: str) -> tuple[int, int]:
+        """(messages, mentions) not read yet."""
+        return self.store.unread(group_id, self.client.me)
+
+    def mark_read(self, group_id: str) -> None:
+        self.store.mark_read(group_id)
+
+    def draft(self, group_id: str) -> str:
+        return self.store.draft(group_id)
+
+    def set_draft(self, group_id: str, text: str) -> None:
+        self.store.set_draft(group_id, text)
+
+    def is_muted(self, group_id: str) -> bool:
+        return self.store.is_muted(group_id)
+
+    def set_muted(self, group_id: str, muted: bool) -> None:
+        self.store.set_muted(group_id, muted)
+
+    def setting(self, key: str, default: str) -> str:
+        value = self.store.setting(key)
+        return default if value is None else value
+
+    def set_setting(self, key: str, value: str) -> None:
+        self.store.set_setting(key, value)
+
+    # --- names ----------------------------------------------------------------------------------------
+
+    def name(self) -> str | None:
+        """Our own display name, None before the first `set_name`."""
+        return self.store.setting("name")
+
+    def _refresh_names(self) -> None:
+        names: dict[str, tuple[int, str]] = {}
+        for record in self.client.store.groups():
+            for doc in self.client.documents_of(record.id, CHAT_PROFILE_SCHEMA):
+                fields = doc.fields or {}
+                lamport, name = fields.get("lamport"), fields.get("name")
+                if isinstance(lamport, int) and isinstance(name, str):
+                    try:
+                        name = check_name(name)
+                    except InvalidName:
+                        continue  # a peer's bad name is shown as its fingerprint instead
+                    key = doc.owner.hex()
+                    if key not in names or names[key][0] < lamport:
+                        names[key] = (lamport, name)
+        self._names = names
+
+    def name_of(self, key: PublicKey) -> str:
+        """The display name a key gave itself, or its key's first 8 hex digits."""
+        if key == self.me:
+            return self.name() or key.hex()[:8]
+        known = self._names.get(key.hex())
+        return known[1] if known else key.hex()[:8]
+
+    async def set_name(self, name: str) -> None:
+        """CH1; writes our profile into every group we are a member of (takes `lock`)."""
+        name = check_name(name)
+        async with self.lock:
+            await self.set_name_unlocked(name)
+
+    async def set_name_unlocked(self, name: str) -> None:
+        """`set_name` for a caller that holds `lock` already."""
+        name = check_name(name)
+        self.store.set_setting("name", name)
+        for group in await self.client.groups():
+            await self._write_profile(group, name)
+
+    async def _announce(self, group: Group) -> None:
+        """Write our profile again when members joined: in a ratchet chat they cannot read the earlier one."""
+        if not group.is_member:
+            return
+        members = {k.hex() for k in await group.members()}
+        known = self._members.get(group.id)
+        self._members[group.id] = members
+        name = self.name()
+        if name is not None and (known is None or members - known):
+            await self._write_profile(group, name, again=known is not None)
+
+    async def _write_profile(self, group: Group, name: str, *, again: bool = False) -> None:
+        mine = [d for d in self.client.documents_of(group.id, CHAT_PROFILE_SCHEMA) if d.owner == self.me]
+        mine.sort(key=lambda d: -_lamport(d))
+        fields: dict[str, OperationValue] = {"name": name, "lamport": self.client.next_lamport()}
+        # A joiner of a ratchet chat cannot read the CREATE of our profile, so an UPDATE would not build
+        # for them: after a join a new profile document is written (the newest lamport wins).
+        if not mine or again:
+            await group.create(CHAT_PROFILE_SCHEMA, fields)
+        elif (mine[0].fields or {}).get("name") != name:
+            await group.update(mine[0].id, fields, schema=CHAT_PROFILE_SCHEMA)
+
+    # --- groups, members, verification --------------------------------------------------------------
+
+    async def group_named(self, name: str) -> Group | None:
+        """The first chat with this name (ours first, then those we were removed from)."""
+        groups = await self.client.all_groups()
+        groups.sort(key=lambda g: not g.is_member)
+        return next((g for g in groups if g.name == name), None)
+
+    async def members(self, group: Group) -> list[MemberInfo]:
+        """Members (who can read what is sent now) first, then pending ones, each by name."""
+        out = []
+        for pending, members in ((False, await group.members()), (True, await group.pending_members())):
+            for key, level in members.items():
+                out.append(MemberInfo(key, self.name_of(key), level, fingerprint(key), self.is_verified(key), pending))
+        out.sort(key=lambda m: (m.pending, m.name.lower(), m.key.hex()))
+        return out
+
+    def safety_number(self, key: PublicKey) -> str:
+        return safety_number(self.me, key)
+
+    def is_verified(self, key: PublicKey) -> bool:
+        return key == self.me or self.store.verified(key.hex()) == self.safety_number(key)
+
+    def verify(self, key: PublicKey) -> str:
+        """Mark a key verified (after comparing the safety number out of band); returns the number."""
+        number = self.safety_number(key)
+        self.store.set_verified(key.hex(), number)
+        return number
+
+    # --- messages -------------------------------------------------------------------------------------
+
+    async def timeline(self, group: Group) -> Timeline:
+        hidden = self.store.hidden()
+        messages = [m for m in await group.messages() if m.id not in hidden]
+        undecryptable = [(i, r or "") for i, s, r in self.client.store.statuses(group.id, "envelope") if s == "refused"]
+        return Timeline(messages, self.files(group), undecryptable, group.unavailable(), not group.is_member)
+
+    async def retry(self, group: Group, message: Message) -> str:
+        """Send a failed message again (a new message with the same text); the failed copy is hidden."""
+        new_id = await group.send(message.text, reply_to=message.reply_to)
+        self.store.hide(message.id)
+        return new_id
+
+    # --- files ------------------------------------------------------------------------------------------
+
+    async def send_file(self, group: Group, path: Path) -> str:
+        """CH3; returns the chat_file document id."""
+        if not path.is_file():
+            raise FileRefused(f"{path} is not a regular file")
+        size = path.stat().st_size
+        if size > MAX_FILE_SIZE:
+            raise FileRefused(f"{path} has {size} bytes, more than {MAX_FILE_SIZE}")
+        data = path.read_bytes()
+        pieces = [data[i : i + PIECE_SIZE] for i in range(0, len(data), PIECE_SIZE)] or [b""]
+        fields: dict[str, OperationValue] = {
+            "name": path.name,
+            "size": len(data),
+            "pieces": len(pieces),
+            "digest": blake3.blake3(data).hexdigest(),
+            "lamport": self.client.next_lamport(),
+        }
+        file_id = (await group.create(CHAT_FILE_SCHEMA, fields)).hex()
+        for index, piece in enumerate(pieces):
+            await group.create(CHAT_FILE_PIECE_SCHEMA, {"file": file_id, "index": index, "data": piece})
+        return file_id
+
+    def _pieces(self, group: Group) -> dict[str, dict[int, bytes]]:
+        out: dict[str, dict[int, bytes]] = {}
+        for doc in self.client.documents_of(group.id, CHAT_FILE_PIECE_SCHEMA):
+            fields = doc.fields or {}
+            file_id, index, data = fields.get("file"), fields.get("index"), fields.get("data")
+            if isinstance(file_id, str) and isinstance(index, int) and isinstance(data, bytes):
+                out.setdefault(file_id, {})[index] = data
+        return out
+
+    def files(self, group: Group) -> list[FileInfo]:
+        pieces = self._pieces(group)
+        out = []
+        for doc in self.client.documents_of(group.id, CHAT_FILE_SCHEMA):
+            info = _file_info(doc, len(pieces.get(doc.id.hex(), {})))
+            if info is not None:
+                out.append(info)
+        out.sort(key=lambda f: (f.lamport, f.id))
+        return out
+
+    def save_file(self, group: Group, file_id: str, destination: Path) -> Path:
+        """CH4: writes the file into `destination` (a directory: under the file's own name); returns the path."""
+        doc = self.client.document_of(group.id, file_id, CHAT_FILE_SCHEMA)
+        info = _file_info(doc, 0) if doc is not None and not doc.is_deleted else None
+        if doc is None or info is None:
+            raise FileIncomplete(f"file {file_id} is not known in chat {group.name!r}")
+        pieces = self._pieces(group).get(file_id, {})
+        missing = [i for i in range(info.pieces) if i not in pieces]
+        if missing:
+            raise FileIncomplete(f"file {info.name!r} misses {len(missing)} of {info.pieces} pieces so far")
+        data = b"".join(pieces[i] for i in range(info.pieces))
+        if blake3.blake3(data).hexdigest() != (doc.fields or {}).get("digest") or len(data) != info.size:
+            raise FileIncomplete(f"file {info.name!r} does not match its digest")
+        target = destination / Path(info.name).name if destination.is_dir() else destination
+        target.write_bytes(data)
+        return target
+
+    # --- network ----------------------------------------------------------------------------------------
+
+    def network(self) -> NetworkStatus:
+        node = self.client.node
+        if isinstance(node, EmbeddedNode):
+            if node.replication is None:
+                return NetworkStatus("embedded (no replication)", 0, self.last_sync)
+            return NetworkStatus("embedded", len(node.replication.connected), self.last_sync)
+        return NetworkStatus("remote", 0, self.last_sync)
+
+
+def _lamport(doc: Document) -> int:
+    value = (doc.fields or {}).get("lamport")
+    return value if isinstance(value, int) else 0
+
+
+def _file_info(doc: Document, received: int) -> FileInfo | None:
+    fields = doc.fields or {}
+    name, size, pieces, lamport = fields.get("name"), fields.get("size"), fields.get("pieces"), fields.get("lamport")
+    if not (isinstance(name, str) and isinstance(size, int) and isinstance(pieces, int) and isinstance(lamport, int)):
+        return None
+    return FileInfo(doc.id.hex(), doc.owner, name, size, pieces, min(received, pieces), lamport)

@@ -1,0 +1,75 @@
+"""Helpers for the TUI tests: a person is a real embedded node (replicating over 127.0.0.1, no mDNS), a
+real `Client` and a real `Chat` in tmp_path; the app runs under Textual's Pilot."""
+
+from __future__ import annotations
+
+from contextlib import AsyncExitStack
+from pathlib import Path
+
+from textual.pilot import Pilot
+
+from node_adapter import Client, EmbeddedNode
+from node_adapter.chat import Chat
+from p2panda.identity import KeyPair, PublicKey
+from tests.node_adapter.clients import eventually
+from tui.app import ChatApp
+from tui.timeline import TimelineView
+
+__all__ = ["Person", "eventually", "timeline_text", "type_line"]
+
+
+class Person:
+    def __init__(self, root: Path, name: str, peers: tuple[str, ...] = ()) -> None:
+        self.name = name
+        self.key_pair = KeyPair.generate()
+        self.data_dir = root / name
+        self.peers = peers
+        self.port = 0
+        self._stack: AsyncExitStack | None = None
+        self.node: EmbeddedNode | None = None
+        self.chat: Chat | None = None
+
+    @property
+    def key(self) -> PublicKey:
+        return self.key_pair.public_key
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    async def start(self) -> Person:
+        self._stack = AsyncExitStack()
+        self.node = await self._stack.enter_async_context(
+            EmbeddedNode(self.data_dir, replication_port=self.port, peers=self.peers)
+        )
+        assert self.node.replication is not None
+        self.port = self.node.replication.port
+        client = await self._stack.enter_async_context(Client(self.node, self.key_pair))
+        self.chat = await self._stack.enter_async_context(Chat(client))
+        return self
+
+    async def stop(self) -> None:
+        assert self._stack is not None
+        await self._stack.aclose()
+        self._stack = None
+
+    def c(self) -> Chat:
+        assert self.chat is not None
+        return self.chat
+
+    def app(self, name: str | None = None) -> ChatApp:
+        return ChatApp(self.c(), name=name if name is not None else self.name)
+
+
+def timeline_text(app: ChatApp) -> str:
+    """What the timeline shows, as plain text, one entry per line."""
+    view = app.query_one(TimelineView)
+    return "\n".join(str(view.get_option_at_index(i).prompt) for i in range(view.option_count))
+
+
+async def type_line(pilot: Pilot[None], text: str) -> None:
+    """Type into the composer (focused) and press Enter, as a user does."""
+    app = pilot.app
+    app.query_one("#composer").focus()
+    await pilot.press(*[c if c != " " else "space" for c in text])
+    await pilot.press("enter")

@@ -1,0 +1,308 @@
+"""Pilot tests of `panda chat` against real clients on real embedded nodes (tmp_path, 127.0.0.1)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from textual.pilot import Pilot
+from textual.widgets import Static
+
+from node_adapter import Group
+from tests.node_adapter.clients import key_packages_visible
+from tests.tui.people import Person, eventually, timeline_text, type_line
+from tui.app import ChatApp
+from tui.chat_header import ChatHeader
+from tui.chat_list import ChatList
+from tui.composer import Composer
+from tui.confirm_screen import ConfirmScreen
+from tui.member_list import MemberList
+from tui.timeline import TimelineView
+
+pytestmark = pytest.mark.timeout(120)
+
+
+async def test_new_chat_and_a_sent_message_with_its_state(tmp_path: Path) -> None:
+    alice = await Person(tmp_path, "alice").start()
+    try:
+        app = alice.app()
+        async with app.run_test(size=(120, 40)) as pilot:
+            await type_line(pilot, "/new team")
+
+            async def opened() -> bool:
+                await pilot.pause()
+                return app.current is not None
+
+            await eventually(opened, what="the new chat opens")
+            await type_line(pilot, "hello world")
+
+            async def shown() -> bool:
+                await pilot.pause()
+                return "alice: hello world · sent" in timeline_text(app)
+
+            await eventually(shown, what="the message with its state")
+            assert app.query_one("#composer").text == ""  # type: ignore[attr-defined]
+    finally:
+        await alice.stop()
+
+
+async def _settle(pilot: Pilot[None], check: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
+    async def done() -> bool:
+        await pilot.pause(0.05)
+        return check()
+
+    await eventually(done, timeout=timeout, what=what)
+
+
+async def _pair(tmp_path: Path) -> tuple[Person, Person]:
+    alice = await Person(tmp_path, "alice").start()
+    bob = await Person(tmp_path, "bob", peers=(alice.address,)).start()
+    await bob.c().set_name("bob")
+    return alice, bob
+
+
+async def test_drafts_are_kept_per_chat_and_esc_never_destroys_them(tmp_path: Path) -> None:
+    alice = await Person(tmp_path, "alice").start()
+    try:
+        app = alice.app()
+        async with app.run_test(size=(120, 40)) as pilot:
+            await type_line(pilot, "/new one")
+            await _settle(pilot, lambda: app.current is not None, "chat one")
+            first = app.current
+            await type_line(pilot, "/new two")
+            await _settle(pilot, lambda: app.current not in (None, first), "chat two")
+            composer = app.query_one(Composer)
+            composer.focus()
+            await pilot.press("h", "a", "l", "f", "shift+enter", "d", "o", "n", "e")
+            assert composer.text == "half\ndone"  # multi-line
+            await pilot.press("escape")
+            assert composer.text == "half\ndone"
+            assert app.focused is app.query_one(TimelineView)
+            # Ctrl+K: the switcher (the composer keeps its text, so /open would be typed into the draft).
+            await pilot.press("ctrl+k", "o", "n", "e")
+            await pilot.pause(0.3)
+            await pilot.press("enter")
+            await _settle(pilot, lambda: app.current == first, "back in chat one")
+            assert composer.text == ""
+            await pilot.press("ctrl+k", "t", "w", "o")
+            await pilot.pause(0.3)
+            await pilot.press("enter")
+            await _settle(pilot, lambda: composer.text == "half\ndone", "the draft of chat two")
+        # The draft survives a restart of the app (stored in the chat state).
+        assert alice.c().draft(app.current or "") == "half\ndone"
+    finally:
+        await alice.stop()
+
+
+async def test_unread_counts_mentions_and_notifications(tmp_path: Path) -> None:
+    alice, bob = await _pair(tmp_path)
+    try:
+        app = alice.app()
+        async with app.run_test(size=(120, 40), notifications=True) as pilot:
+            await type_line(pilot, "/new team")
+            await _settle(pilot, lambda: app.current is not None, "team")
+            team = app.current
+            await type_line(pilot, f"/add {bob.key.hex()}")
+            bobs = await bob_group(bob, team or "")
+            await type_line(pilot, "/new other")
+            await _settle(pilot, lambda: app.current not in (None, team), "other open")
+            await bobs.send("plain message")
+            await bobs.send("hey @alice look")
+            await _settle(pilot, lambda: alice.c().unread(team or "") == (2, 1), "two unread, one mention")
+            await _settle(pilot, lambda: "team @1" in chat_list_text(app), "the mention badge")
+            await _settle(pilot, lambda: any("mentioned" in n.message for n in app._notifications), "the toast")
+            await type_line(pilot, "/open team")
+            await _settle(pilot, lambda: "bob: hey @alice look" in timeline_text(app), "the messages")
+            await _settle(pilot, lambda: alice.c().unread(team or "") == (0, 0), "read once open")
+            # Switched off: no toast for the next mention.
+            await type_line(pilot, "/notify off")
+            await type_line(pilot, "/open other")
+            await _settle(pilot, lambda: app.current != team, "other open")
+            count = len(app._notifications)
+            await bobs.send("@alice again")
+            await _settle(pilot, lambda: alice.c().unread(team or "") == (1, 1), "the second mention arrived")
+            await pilot.pause(0.2)
+            assert len(app._notifications) == count
+    finally:
+        await bob.stop()
+        await alice.stop()
+
+
+async def test_members_header_verification_and_verbs(tmp_path: Path) -> None:
+    alice, bob = await _pair(tmp_path)
+    try:
+        app = alice.app()
+        async with app.run_test(size=(120, 40)) as pilot:
+            await type_line(pilot, "/new team")
+            await _settle(pilot, lambda: app.current is not None, "team")
+            await type_line(pilot, f"/add {bob.key.hex()} manage")
+            bobs = await bob_group(bob, app.current or "")
+            header = app.query_one(ChatHeader)
+            await _settle(pilot, lambda: "epoch 1 · 2 can read · 1 unverified" in str(header.render()), "header")
+            assert "ratchet" in str(header.render())
+            members = str(app.query_one(MemberList).render())
+            await _settle(pilot, lambda: "bob" in str(app.query_one(MemberList).render()), "bob's name")
+            members = str(app.query_one(MemberList).render())
+            assert "manage · " + bob.key.hex()[:4] in members and "! unverified: /verify KEY" in members
+            # Verify: the safety number is shown, confirming marks Bob verified.
+            await type_line(pilot, f"/verify {bob.key.hex()}")
+            await _settle(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the safety number screen")
+            assert alice.c().safety_number(bob.key) == bob.c().safety_number(alice.key)
+            await pilot.press("y")
+            await _settle(pilot, lambda: "1 unverified" not in str(header.render()), "bob verified")
+            assert alice.c().is_verified(bob.key)
+
+            # Reply, edit and delete by selecting a message, then acting.
+            await bobs.send("question?")
+            await _settle(pilot, lambda: "bob: question?" in timeline_text(app), "bob's question")
+            await pilot.press("escape")  # to the timeline: the newest message is selected
+            await pilot.press("r")
+            await type_line(pilot, "answer")
+            await _settle(pilot, lambda: "↪ bob: question?" in timeline_text(app), "the quoted reply")
+            await pilot.press("escape")
+            await pilot.press("e")
+            composer = app.query_one(Composer)
+            assert composer.text == "answer"
+            await type_line(pilot, "!")
+            await _settle(pilot, lambda: "alice: answer! (edited)" in timeline_text(app), "the edit")
+
+            async def bob_sees_edit() -> bool:
+                return any(m.text == "answer!" and m.edited for m in await bobs.messages())
+
+            await eventually(bob_sees_edit, what="the edit at bob")
+            await pilot.press("escape")
+            await pilot.press("d")
+            await _settle(pilot, lambda: "answer!" not in timeline_text(app), "the delete")
+
+            async def bob_sees_delete() -> bool:
+                return [m.text for m in await bobs.messages()] == ["question?"]
+
+            await eventually(bob_sees_delete, what="the delete at bob")
+    finally:
+        await bob.stop()
+        await alice.stop()
+
+
+async def test_errors_are_notices_search_whoami_help_and_network(tmp_path: Path) -> None:
+    alice = await Person(tmp_path, "alice").start()
+    bob: Person | None = None
+    try:
+        app = alice.app()
+        async with app.run_test(size=(80, 24)) as pilot:
+            # Offline is a normal state: said in the header, and writing works (to the local node).
+            await _settle(pilot, lambda: "offline (0 peers)" in str(app.query_one(ChatHeader).render()), "offline")
+            bob = await Person(tmp_path, "bob", peers=(alice.address,)).start()
+            await _settle(pilot, lambda: "online (1 peer)" in str(app.query_one(ChatHeader).render()), "online")
+            await type_line(pilot, "/add nothex")
+            await _settle(pilot, lambda: "error: open or create a chat first" in timeline_text(app), "no chat")
+            await type_line(pilot, "/new solo")
+            await _settle(pilot, lambda: app.current is not None, "solo")
+            await type_line(pilot, "written while offline")
+            await _settle(pilot, lambda: "written while offline · sent" in timeline_text(app), "sent to the local node")
+            await type_line(pilot, "/new team")
+            await _settle(pilot, lambda: app.current is not None, "team")
+            await type_line(pilot, "/add nothex")
+            await _settle(pilot, lambda: "error: " in timeline_text(app) and "nothex" in timeline_text(app), "bad key")
+            await type_line(pilot, "/frob")
+            await _settle(pilot, lambda: "unknown command /frob" in timeline_text(app), "unknown command")
+            assert app.query_one(Composer).text == "/frob"  # kept, to be corrected
+            app.query_one(Composer).clear()
+            assert (
+                "Traceback" not in (alice.data_dir / "chat.log").read_text()
+                if (alice.data_dir / "chat.log").exists()
+                else True
+            )
+            await type_line(pilot, "where is the fox")
+            await type_line(pilot, "/search fox")
+            await _settle(pilot, lambda: "alice: where is the [fox]" in timeline_text(app), "the search hit")
+            await type_line(pilot, "/whoami")
+            await _settle(pilot, lambda: alice.key.hex() in timeline_text(app), "whoami")
+            await type_line(pilot, "/help")
+            await _settle(pilot, lambda: "/verify PUBLIC_KEY" in timeline_text(app), "help")
+            assert "Ctrl+K" in timeline_text(app)
+    finally:
+        if bob is not None:
+            await bob.stop()
+        await alice.stop()
+
+
+async def test_history_before_joining_is_marked_unavailable(tmp_path: Path) -> None:
+    alice, bob = await _pair(tmp_path)
+    try:
+        group = await alice.c().client.create_group("team")
+        await group.send("before bob")
+        assert alice.node is not None
+        await key_packages_visible(alice.node, bob.key)
+        async with alice.c().lock:
+            await group.add(bob.key)
+        await group.send("after bob")
+        bobs = await bob_group(bob, group.id)
+
+        async def bob_reads() -> bool:
+            return [m.text for m in await bobs.messages()] == ["after bob"]
+
+        await eventually(bob_reads, what="bob reads the message after his join")
+        app = bob.app()
+        async with app.run_test(size=(120, 40)) as pilot:
+            await _settle(pilot, lambda: f"{alice.key.hex()[:8]}: after bob" in timeline_text(app), "msgs")
+            assert "from before you joined are not available" in timeline_text(app)
+            assert "before bob" not in timeline_text(app)
+    finally:
+        await bob.stop()
+        await alice.stop()
+
+
+async def test_send_file_with_confirmation_and_save(tmp_path: Path) -> None:
+    alice = await Person(tmp_path, "alice").start()
+    try:
+        source = tmp_path / "notes.txt"
+        source.write_bytes(b"secret notes\n" * 100)
+        app = alice.app()
+        async with app.run_test(size=(120, 40)) as pilot:
+            await type_line(pilot, "/new files")
+            await _settle(pilot, lambda: app.current is not None, "chat")
+            await type_line(pilot, f"/send-file {source}")
+            await _settle(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the confirmation")
+            assert "notes.txt (1300 bytes)" in str(app.screen.query_one(Static).render())
+            await pilot.press("y")
+            await _settle(pilot, lambda: "📎 notes.txt" in timeline_text(app), "the file in the timeline")
+            await pilot.press("escape")  # composer -> timeline, the file selected
+            await pilot.press("s")
+            saved = alice.data_dir / "downloads" / "notes.txt"
+            await _settle(pilot, saved.exists, "the saved file")
+            assert saved.read_bytes() == source.read_bytes()
+    finally:
+        await alice.stop()
+
+
+def chat_list_text(app: ChatApp) -> str:
+    view = app.query_one(ChatList)
+    return "\n".join(str(view.get_option_at_index(i).prompt) for i in range(view.option_count))
+
+
+async def bob_group(bob: Person, group_id: str) -> Group:
+    async def joined() -> Group | None:
+        groups = await bob.c().client.groups()
+        return next((g for g in groups if g.id == group_id), None)
+
+    return await eventually(joined, what="bob joins")
+
+
+async def test_command_palette_runs_and_prefills_slash_commands(tmp_path: Path) -> None:
+    alice = await Person(tmp_path, "alice").start()
+    try:
+        app = alice.app()
+        async with app.run_test(size=(120, 40)) as pilot:
+            await pilot.press("ctrl+p", *"whoami")
+            await pilot.pause(0.3)
+            await pilot.press("enter")  # no arguments: runs at once
+            await _settle(pilot, lambda: alice.key.hex() in timeline_text(app), "/whoami from the palette")
+            await pilot.press("ctrl+p", *"/new")
+            await pilot.pause(0.3)
+            await pilot.press("enter")  # arguments: the composer gets "/new "
+            await _settle(pilot, lambda: app.query_one(Composer).text == "/new ", "the prefilled command")
+            await pilot.press(*"team", "enter")
+            await _settle(pilot, lambda: app.current is not None, "the chat made from the palette")
+    finally:
+        await alice.stop()
