@@ -755,7 +755,7 @@ class Client:
                     continue
                 self._open(record, envelope, levels)
                 progressed = True
-            if self._converge(self.record(group_id), owner):  # C2
+            if await self._converge(self.record(group_id), owner):  # C2
                 progressed = True
             if not progressed:
                 self._link(group_id)
@@ -768,7 +768,7 @@ class Client:
         path = _path(group_id, commit_id, docs)
         return len(path) - 1 if path is not None else 0
 
-    def _converge(self, record: GroupRecord, owner: KeyGroup) -> bool:
+    async def _converge(self, record: GroupRecord, owner: KeyGroup) -> bool:
         """C2 (`secret_group.convergence`): one step towards the winning path; False when there is none."""
         group_id = record.id
         docs = {d.id: d for d in (_decode_commit(b) for b in self.store.commit_docs(group_id))}
@@ -794,7 +794,10 @@ class Client:
             assert decision.restore is not None
             self._rollback(record, decision.restore, len(applied) - 1)
             return True
-        if decision.kind == "lost":
+        if decision.kind == "lost":  # R3: joined on (or left by) a branch that lost: join the winner's welcome
+            welcomes = [c for c in winner[1:] if c not in applied and self.me in docs[c].added]
+            if welcomes and await self._rejoin(record, docs[welcomes[-1]], winner):
+                return True
             self.last_error = f"group {group_id}: our branch lost deeper than {R} commits; waiting to be re-added"
             return False
         if decision.kind == "idle" or not record.active:
@@ -830,6 +833,30 @@ class Client:
             self._persist(lambda tx: tx.snapshot(record, tip_depth, items, kept))
         self._restore(record.id, fork, resend_after=True)
         self._emit("rollback", record.id, fork)
+
+    async def _rejoin(self, record: GroupRecord, doc: CommitDoc, winner: list[str]) -> bool:
+        view = await self.node.document(SECRET_GROUP_SCHEMA, DocumentId.from_hex(record.id))
+        if view is None:
+            return False
+        self.member.restore_group(record.mls_id, [])  # our state of the lost branch goes (R3)
+        try:
+            new = self.engine.join(GroupDoc.parse(record.id, view.owner.hex(), view.fields), doc)
+        except (MlsError, SecretGroupError) as exc:
+            self._discard()
+            self.last_error = _refusal(exc)
+            return False
+        items = self.member.group_items(new.mls_id)
+        depth = winner.index(doc.id)
+
+        def writes(tx: Transaction) -> None:
+            tx.group(new)
+            tx.processed(doc.id, record.id, "commit", "applied")
+            tx.snapshot(new, depth, items, {doc.id})
+
+        self._persist(writes)
+        await self._retire_key_packages(doc.key_packages)
+        self._emit("joined", record.id, doc.id)
+        return True
 
     async def _resend(self, group_id: str) -> None:
         """Rule 4: own operations sealed on a branch that lost, sealed again in the current epoch."""
