@@ -510,7 +510,7 @@ class Client:
         wanted = {k for k, level in levels.items() if level >= Level.READ} | {self.me}
         removes = sorted(current - wanted)
         adds: list[KeyPackageDoc] = []
-        for key in sorted(wanted - current):
+        for key in sorted(wanted - current) if not removes else ():  # removals first, alone (MixedCommit)
             package = await self._key_package_of(key)
             if package is not None:
                 adds.append(package)
@@ -553,6 +553,8 @@ class Client:
         self._persist(writes, (commit_id, entry, payload))
         await self._flush()
         self._emit("commit", group_id, commit_id)
+        if removes and wanted - current:  # the additions, in a commit of their own
+            await self._reconcile(group_id)
         return True
 
     async def _key_package_of(self, key: str) -> KeyPackageDoc | None:
