@@ -27,9 +27,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 from collections.abc import AsyncIterator, Iterable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -57,6 +58,7 @@ from p2panda.node.publish import NextArgs
 from p2panda.operation import Operation, OperationAction, decode_operation, encode_operation
 from p2panda.operation.value import OperationValue, Relation
 from p2panda.schema import Schema, validate_operation
+from secret_group.convergence import CommitInfo, R, keep, plan, winning_path
 from secret_group.documents import CommitDoc, EnvelopeDoc, GroupDoc, KeyPackageDoc, Mode
 from secret_group.engine import Engine, GroupRecord
 from secret_group.errors import (
@@ -90,8 +92,8 @@ _PAGE = 200
 
 @dataclass(frozen=True, slots=True)
 class ClientEvent:
-    """Something changed in a group: `kind` is "joined", "commit", "removed", "message", "refused" or
-    "membership"; `document_id` names the envelope or commit when there is one."""
+    """Something changed in a group: `kind` is "joined", "commit", "removed", "message", "refused",
+    "membership" or "rollback"; `document_id` names the envelope or commit when there is one."""
 
     kind: str
     group_id: str
@@ -115,6 +117,21 @@ def _decode_commit(data: bytes) -> CommitDoc:
 
 def _decode_envelope(data: bytes) -> EnvelopeDoc:
     return EnvelopeDoc(**cbor2.loads(data))
+
+
+def _readers(state: GroupState) -> set[str]:
+    return {k for k, level in _keys(state.members).items() if level >= Level.READ}
+
+
+def _path(root: str, tip: str, docs: Mapping[str, CommitDoc]) -> list[str] | None:
+    """The commits from `root` down to `tip`; None while one of them is not known here."""
+    path = [tip]
+    while path[-1] != root:
+        doc = docs.get(path[-1])
+        if doc is None or len(path) > len(docs) + 1:
+            return None
+        path.append(doc.parent)
+    return path[::-1]
 
 
 def _keys(levels: Mapping[Member, Level]) -> dict[str, Level]:
@@ -241,7 +258,13 @@ class Client:
             args = await self._next_args(None)
             group_id, entry, payload = self._sign(args, operation)
             record = self.engine.create(GroupDoc(group_id, self.me, owner, mode), name)
-            self._persist(lambda tx: tx.group(record), (group_id, entry, payload))
+            items = self.member.group_items(record.mls_id)
+
+            def writes(tx: Transaction) -> None:
+                tx.group(record)
+                tx.snapshot(record, 0, items, {group_id})
+
+            self._persist(writes, (group_id, entry, payload))
             await self._flush()
         self._emit("joined", group_id)
         return Group(self, group_id)
@@ -413,6 +436,7 @@ class Client:
 
             def writes(tx: Transaction) -> None:
                 tx.inner(row)
+                tx.digest(group_id, self.me, hashlib.sha256(plaintext).digest(), envelope_id)
                 tx.processed(envelope_id, group_id, "envelope", "own")
 
             self._persist(writes, (envelope_id, entry, payload))
@@ -486,7 +510,7 @@ class Client:
         wanted = {k for k, level in levels.items() if level >= Level.READ} | {self.me}
         removes = sorted(current - wanted)
         adds: list[KeyPackageDoc] = []
-        for key in sorted(wanted - current):
+        for key in sorted(wanted - current) if not removes else ():  # removals first, alone (MixedCommit)
             package = await self._key_package_of(key)
             if package is not None:
                 adds.append(package)
@@ -502,15 +526,35 @@ class Client:
         fields = dict(planned.fields)
         fields["group"] = Relation(DocumentId.from_hex(group_id))
         commit_id, entry, payload = self._sign(args, Operation.create(COMMIT_SCHEMA.id, fields))  # type: ignore[arg-type]
-        new_record = planned.record.__class__(**{**asdict(planned.record), "tip": commit_id})
+        new_record = replace(planned.record, tip=commit_id)
+        own = CommitDoc(
+            commit_id,
+            self.me,
+            group_id,
+            record.tip,
+            int(planned.fields["epoch"]),  # type: ignore[call-overload]
+            bytes(planned.fields["commit"]),  # type: ignore[call-overload]
+            bytes(planned.fields["welcome"]) or None,  # type: ignore[call-overload]
+            planned.added,
+            tuple(kp.id for kp in adds),
+            tuple(sorted(owner.state.tips)),
+            bytes(planned.fields["handover"]) or None,  # type: ignore[call-overload]
+        )
+        items = self.member.group_items(new_record.mls_id)
+        depth = self._depth(group_id, record.tip) + 1
+        kept = keep(self.store.snapshot_depths(group_id) | {commit_id: depth}, depth)
 
         def writes(tx: Transaction) -> None:
             tx.group(new_record)
             tx.processed(commit_id, group_id, "commit", "applied")
+            tx.commit_doc(commit_id, group_id, _encode_doc(own))
+            tx.snapshot(new_record, depth, items, kept)
 
         self._persist(writes, (commit_id, entry, payload))
         await self._flush()
         self._emit("commit", group_id, commit_id)
+        if removes and wanted - current:  # the additions, in a commit of their own
+            await self._reconcile(group_id)
         return True
 
     async def _key_package_of(self, key: str) -> KeyPackageDoc | None:
@@ -649,6 +693,7 @@ class Client:
             return None
         with self.store.write() as tx:
             tx.pending(doc.id, doc.group, "commit", doc.epoch, doc.parent, _encode_doc(doc))
+            tx.commit_doc(doc.id, doc.group, _encode_doc(doc))
         return doc.group
 
     def _ingest_envelope(self, view: DocumentView) -> str | None:
@@ -684,9 +729,13 @@ class Client:
                 self.last_error = _refusal(exc)
             return False
 
+        items = self.member.group_items(record.mls_id)
+
         def writes(tx: Transaction) -> None:
             tx.group(record)
             tx.processed(doc.id, doc.group, "commit", "applied")
+            tx.commit_doc(doc.id, doc.group, _encode_doc(doc))
+            tx.snapshot(record, self._depth(doc.group, doc.id), items, set())
 
         self._persist(writes)
         await self._retire_key_packages(doc.key_packages)
@@ -708,23 +757,134 @@ class Client:
                     continue
                 self._open(record, envelope, levels)
                 progressed = True
-            record = self.record(group_id)
-            if record.active:
-                applied = self.store.applied_commits(group_id) | {group_id}
-                commits = [_decode_commit(d) for _, _, _, d in self.store.pending(group_id, "commit")]
-                for rival in (c for c in commits if c.parent in applied and c.parent != record.tip):  # C2
-                    with self.store.write() as tx:
-                        tx.processed(
-                            rival.id, group_id, "commit", "refused", f"RivalCommit: {rival.parent} has a child"
-                        )
-                children = sorted((c for c in commits if c.parent == record.tip), key=lambda c: c.id)
-                for child in children:
-                    if self._apply(record, child, owner):
-                        progressed = True
-                        break
+            if await self._converge(self.record(group_id), owner):  # C2
+                progressed = True
             if not progressed:
                 self._link(group_id)
+                await self._resend(group_id)
                 return
+
+    def _depth(self, group_id: str, commit_id: str) -> int:
+        """Commits from the group id down to `commit_id` (0 for the group id)."""
+        docs = {d.id: d for d in (_decode_commit(b) for b in self.store.commit_docs(group_id))}
+        path = _path(group_id, commit_id, docs)
+        return len(path) - 1 if path is not None else 0
+
+    async def _converge(self, record: GroupRecord, owner: KeyGroup) -> bool:
+        """C2 (`secret_group.convergence`): one step towards the winning path; False when there is none."""
+        group_id = record.id
+        docs = {d.id: d for d in (_decode_commit(b) for b in self.store.commit_docs(group_id))}
+        infos = []
+        for doc in docs.values():
+            state = owner.state_at(doc.key_group_tips)
+            if state is None:
+                continue  # C3
+            parent = docs.get(doc.parent)
+            before = owner.state_at(parent.key_group_tips) if parent is not None else None
+            removes = before is not None and bool(_readers(before) - _readers(state))
+            status = self.store.status(doc.id)
+            invalid = status is not None and status[0] == "refused"
+            manages = _keys(state.members).get(doc.author) == Level.MANAGE
+            infos.append(CommitInfo(doc.id, doc.parent, doc.author, removes, manages, invalid))
+        winner = winning_path(group_id, infos)
+        applied = _path(group_id, record.tip, docs)
+        if applied is None:
+            return False
+        depths = self.store.snapshot_depths(group_id)
+        decision = plan(applied, winner, depths)
+        if decision.kind == "rollback":
+            assert decision.restore is not None
+            self._rollback(record, decision.restore, len(applied) - 1)
+            return True
+        if decision.kind == "lost":  # R3: joined on (or left by) a branch that lost: join the winner's welcome
+            welcomes = [c for c in winner[1:] if c not in applied and self.me in docs[c].added]
+            if welcomes and await self._rejoin(record, docs[welcomes[-1]], winner):
+                return True
+            self.last_error = f"group {group_id}: our branch lost deeper than {R} commits; waiting to be re-added"
+            return False
+        if decision.kind == "idle" or not record.active:
+            return False
+        next_id = decision.replay[0]
+        if next_id in depths:  # R5: applied before, or our own: restore it
+            self._restore(group_id, next_id)
+            return True
+        return self._apply(record, docs[next_id], owner, len(applied))
+
+    def _restore(self, group_id: str, commit_id: str, resend_after: bool = False) -> None:
+        _depth, items, snapshot = self.store.snapshots(group_id)[commit_id]
+        self.member.restore_group(snapshot.mls_id, items)
+        epoch = self.engine.mls(snapshot).epoch if snapshot.active else -1
+        own = [r for r in self.store.inner_rows(group_id) if r.author == self.me and r.epoch > epoch]
+
+        def writes(tx: Transaction) -> None:
+            tx.group(snapshot)
+            tx.processed(commit_id, group_id, "commit", "applied")
+            if resend_after:
+                tx.unpark(group_id)
+                for row in own:  # sealed on the branch left: sent again on the winner (rule 4)
+                    if self.store.status(row.id) == ("own", None):
+                        tx.set_status(row.id, "resend")
+
+        self._persist(writes)
+
+    def _rollback(self, record: GroupRecord, fork: str, tip_depth: int) -> None:
+        """R2: the tip's snapshot again (its ratchets as far as they got, R5), then the fork's state."""
+        if record.active:
+            items = self.member.group_items(record.mls_id)
+            kept = set(self.store.snapshot_depths(record.id))
+            self._persist(lambda tx: tx.snapshot(record, tip_depth, items, kept))
+        self._restore(record.id, fork, resend_after=True)
+        self._emit("rollback", record.id, fork)
+
+    async def _rejoin(self, record: GroupRecord, doc: CommitDoc, winner: list[str]) -> bool:
+        view = await self.node.document(SECRET_GROUP_SCHEMA, DocumentId.from_hex(record.id))
+        if view is None:
+            return False
+        self.member.restore_group(record.mls_id, [])  # our state of the lost branch goes (R3)
+        try:
+            new = self.engine.join(GroupDoc.parse(record.id, view.owner.hex(), view.fields), doc)
+        except (MlsError, SecretGroupError) as exc:
+            self._discard()
+            self.last_error = _refusal(exc)
+            return False
+        items = self.member.group_items(new.mls_id)
+        depth = winner.index(doc.id)
+
+        def writes(tx: Transaction) -> None:
+            tx.group(new)
+            tx.processed(doc.id, record.id, "commit", "applied")
+            tx.snapshot(new, depth, items, {doc.id})
+
+        self._persist(writes)
+        await self._retire_key_packages(doc.key_packages)
+        self._emit("joined", record.id, doc.id)
+        return True
+
+    async def _resend(self, group_id: str) -> None:
+        """Rule 4: own operations sealed on a branch that lost, sealed again in the current epoch."""
+        record = self.record(group_id)
+        if not record.active:
+            return
+        for row in self.store.own_envelopes(group_id, "resend"):
+            args = await self._next_args(None)
+            try:
+                epoch, ciphertext = self.engine.seal(record, row.operation)
+            except (MlsError, SecretGroupError):
+                self._discard()
+                raise
+            fields: dict[str, OperationValue] = {
+                "group": Relation(DocumentId.from_hex(group_id)),
+                "epoch": epoch,
+                "ciphertext": ciphertext,
+            }
+            envelope_id, entry, payload = self._sign(args, Operation.create(ENVELOPE_SCHEMA.id, fields))
+
+            def writes(tx: Transaction, row: InnerRow = row, envelope_id: str = envelope_id) -> None:
+                tx.processed(envelope_id, group_id, "envelope", "own")
+                tx.processed(row.id, group_id, "envelope", "resent", envelope_id)
+
+            self._persist(writes, (envelope_id, entry, payload))
+            await self._flush()
 
     def _link(self, group_id: str) -> None:
         """Give updates and deletes that arrived before the operation they follow their document."""
@@ -741,7 +901,7 @@ class Client:
             if not linked:
                 return
 
-    def _apply(self, record: GroupRecord, doc: CommitDoc, owner: KeyGroup) -> bool:
+    def _apply(self, record: GroupRecord, doc: CommitDoc, owner: KeyGroup, depth: int) -> bool:
         """Apply one commit on the tip; False while it waits for its key-group changes (C3)."""
         state = owner.state_at(doc.key_group_tips)
         if state is None:
@@ -755,9 +915,14 @@ class Client:
             self._emit("refused", record.id, doc.id)
             return True
 
+        items = self.member.group_items(record.mls_id) if applied.record.active else []
+        kept = keep(self.store.snapshot_depths(record.id) | {doc.id: depth}, depth)
+
         def writes(tx: Transaction) -> None:
             tx.group(applied.record)
             tx.processed(doc.id, record.id, "commit", "applied")
+            if applied.record.active:  # R4, in the merge's transaction
+                tx.snapshot(applied.record, depth, items, kept)
 
         self._persist(writes)
         self._emit("commit" if applied.record.active else "removed", record.id, doc.id)
@@ -779,11 +944,22 @@ class Client:
             self._discard()
             with self.store.write() as tx:
                 tx.processed(doc.id, record.id, "envelope", "refused", _refusal(exc))
+                if isinstance(exc, MlsError):  # maybe sealed on another branch: tried again after a rollback
+                    tx.park(doc.id, record.id, doc.epoch, _encode_doc(doc))
             self._emit("refused", record.id, doc.id)
+            return
+        digest = hashlib.sha256(opened.plaintext).digest()
+        if self.store.digest_of(record.id, doc.author, digest) is not None:  # a re-sent copy: shown once
+
+            def duplicate(tx: Transaction) -> None:
+                tx.processed(doc.id, record.id, "envelope", "duplicate")
+
+            self._persist(duplicate)
             return
 
         def writes(tx: Transaction) -> None:
             tx.inner(row)
+            tx.digest(record.id, doc.author, digest, doc.id)
             tx.processed(doc.id, record.id, "envelope", "opened")
 
         self._persist(writes)

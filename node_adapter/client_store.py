@@ -6,6 +6,11 @@ the MLS journal (`MlsMember.take_changes`), the group record, the processed mark
 and outbox rows together, so a crash (kill -9) at any point leaves the state of before or after the step,
 never a mix. The file is created 0600.
 
+Convergence (see `secret_group.convergence`): every commit document of a group is kept (`commit_docs`) for
+the ranking; `snapshots` holds the group's MLS rows and record after each merge for the last R epochs
+(R4), written in the merge's transaction; `parked` keeps envelopes that did not open on this branch, to be
+tried again after a rollback; `inner_digest` recognises a re-sent copy of an inner operation.
+
 Outbox states: `pending` (signed and stored, not yet accepted by the node) -> `sent` (the node accepted
 it) or `failed` (the node refused it; `error` says why). Pending rows are published in order at start and
 before every new write, so a restart after a crash re-publishes what was stored but not acknowledged.
@@ -50,6 +55,17 @@ CREATE TABLE IF NOT EXISTS outbox (
     operation BLOB NOT NULL, state TEXT NOT NULL, error TEXT
 );
 CREATE TABLE IF NOT EXISTS key_packages (id TEXT PRIMARY KEY, last_resort INTEGER NOT NULL, used INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS commit_docs (id TEXT PRIMARY KEY, group_id TEXT NOT NULL, doc BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS commit_docs_group ON commit_docs (group_id);
+CREATE TABLE IF NOT EXISTS snapshots (
+    group_id TEXT NOT NULL, commit_id TEXT NOT NULL, depth INTEGER NOT NULL, items BLOB NOT NULL,
+    record BLOB NOT NULL, PRIMARY KEY (group_id, commit_id)
+);
+CREATE TABLE IF NOT EXISTS parked (id TEXT PRIMARY KEY, group_id TEXT NOT NULL, epoch INTEGER NOT NULL, doc BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS inner_digest (
+    group_id TEXT NOT NULL, author TEXT NOT NULL, digest BLOB NOT NULL, id TEXT NOT NULL,
+    PRIMARY KEY (group_id, author, digest)
+);
 """
 
 
@@ -165,6 +181,46 @@ class Transaction:
             "INSERT OR IGNORE INTO key_packages (id, last_resort, used) VALUES (?, ?, 0)", (doc_id, int(last_resort))
         )
 
+    def commit_doc(self, doc_id: str, group_id: str, doc: bytes) -> None:
+        self._conn.execute(
+            "INSERT OR IGNORE INTO commit_docs (id, group_id, doc) VALUES (?, ?, ?)", (doc_id, group_id, doc)
+        )
+
+    def snapshot(self, record: GroupRecord, depth: int, items: list[tuple[bytes, bytes]], kept: set[str]) -> None:
+        """R4: the snapshot of `record.tip`, and only the `kept` ones of the group besides."""
+        self._conn.execute(
+            "INSERT OR REPLACE INTO snapshots (group_id, commit_id, depth, items, record) VALUES (?, ?, ?, ?, ?)",
+            (record.id, record.tip, depth, cbor2.dumps(items), _encode_record(record)),
+        )
+        for (commit_id,) in list(
+            self._conn.execute("SELECT commit_id FROM snapshots WHERE group_id = ?", (record.id,))
+        ):
+            if commit_id not in kept and commit_id != record.tip:
+                self._conn.execute("DELETE FROM snapshots WHERE group_id = ? AND commit_id = ?", (record.id, commit_id))
+
+    def park(self, doc_id: str, group_id: str, epoch: int, doc: bytes) -> None:
+        self._conn.execute(
+            "INSERT OR REPLACE INTO parked (id, group_id, epoch, doc) VALUES (?, ?, ?, ?)",
+            (doc_id, group_id, epoch, doc),
+        )
+
+    def unpark(self, group_id: str) -> None:
+        """After a rollback: parked envelopes wait again (they may open on the branch moved to)."""
+        rows = list(self._conn.execute("SELECT id, epoch, doc FROM parked WHERE group_id = ?", (group_id,)))
+        for doc_id, epoch, doc in rows:
+            self._conn.execute("DELETE FROM processed WHERE id = ?", (doc_id,))
+            self.pending(str(doc_id), group_id, "envelope", int(epoch), None, bytes(doc))
+        self._conn.execute("DELETE FROM parked WHERE group_id = ?", (group_id,))
+
+    def digest(self, group_id: str, author: str, digest: bytes, doc_id: str) -> None:
+        self._conn.execute(
+            "INSERT OR IGNORE INTO inner_digest (group_id, author, digest, id) VALUES (?, ?, ?, ?)",
+            (group_id, author, digest, doc_id),
+        )
+
+    def set_status(self, doc_id: str, status: str, reason: str | None = None) -> None:
+        self._conn.execute("UPDATE processed SET status = ?, reason = ? WHERE id = ?", (status, reason, doc_id))
+
     def key_package_used(self, doc_id: str) -> None:
         self._conn.execute("UPDATE key_packages SET used = 1 WHERE id = ?", (doc_id,))
 
@@ -279,6 +335,36 @@ class ClientStore:
 
     def set_outbox_state(self, doc_id: str, state: str, error: str | None = None) -> None:
         self._conn.execute("UPDATE outbox SET state = ?, error = ? WHERE id = ?", (state, error, doc_id))
+
+    def commit_docs(self, group_id: str) -> list[bytes]:
+        return [bytes(r[0]) for r in self._conn.execute("SELECT doc FROM commit_docs WHERE group_id = ?", (group_id,))]
+
+    def snapshots(self, group_id: str) -> dict[str, tuple[int, list[tuple[bytes, bytes]], GroupRecord]]:
+        out = {}
+        for commit_id, depth, items, record in self._conn.execute(
+            "SELECT commit_id, depth, items, record FROM snapshots WHERE group_id = ?", (group_id,)
+        ):
+            rows = [(bytes(k), bytes(v)) for k, v in cbor2.loads(items)]
+            out[str(commit_id)] = (int(depth), rows, _decode_record(bytes(record)))
+        return out
+
+    def snapshot_depths(self, group_id: str) -> dict[str, int]:
+        rows = self._conn.execute("SELECT commit_id, depth FROM snapshots WHERE group_id = ?", (group_id,))
+        return {str(r[0]): int(r[1]) for r in rows}
+
+    def digest_of(self, group_id: str, author: str, digest: bytes) -> str | None:
+        row = self._conn.execute(
+            "SELECT id FROM inner_digest WHERE group_id = ? AND author = ? AND digest = ?", (group_id, author, digest)
+        ).fetchone()
+        return str(row[0]) if row else None
+
+    def own_envelopes(self, group_id: str, status: str) -> list[InnerRow]:
+        """Own inner rows whose envelope has `status` (e.g. "resend")."""
+        return [
+            row
+            for row in self.inner_rows(group_id)
+            if self.status(row.id) == (status, None) or (self.status(row.id) or ("",))[0] == status
+        ]
 
     def key_packages(self) -> list[tuple[str, bool, bool]]:
         return [

@@ -39,6 +39,7 @@ from secret_group.errors import (
     ForeignKeyPackage,
     HistoryUnavailable,
     MalformedDocument,
+    MixedCommit,
     NotAuthorised,
     NotMember,
     ReplayedWelcome,
@@ -142,7 +143,7 @@ class Engine:
         removes: list[str],
         key_group_tips: tuple[str, ...],
     ) -> PlannedCommit:
-        """Add and remove members in one commit (neither: a self-update), merged at once (the caller stores the state before it
+        """Add or remove members (not both: `MixedCommit`; neither: a self-update), merged at once (the caller stores the state before it
         publishes, so a crash after publishing never leaves an own commit it cannot apply)."""
         if not record.active:
             raise NotMember(f"{self.me} is no longer a member of group {record.id}")
@@ -155,12 +156,8 @@ class Engine:
             out = mls.add([kp.key_package for kp in adds])
         elif removes and not adds:
             out = mls.remove([bytes.fromhex(k) for k in removes])
-        else:
-            for kp in adds:
-                mls.propose_add(kp.key_package)
-            for public_key in removes:
-                mls.propose_remove(bytes.fromhex(public_key))
-            out = mls.commit_pending_proposals()
+        else:  # proposals would travel by reference, and receivers never see them: two commits instead
+            raise MixedCommit(f"commit of group {record.id} both adds and removes: commit the removals first")
         mls.merge_pending_commit()
         after = set(mls.members())
         added = tuple(sorted(k.hex() for k in after - before))
@@ -168,7 +165,7 @@ class Engine:
         for kp in adds:  # G8: the binding bound identity to signature key; the identity is the author
             if kp.author not in added:
                 raise ForeignKeyPackage(f"key package {kp.id} of {kp.author} added someone else")
-        record = self._after_commit(record, mls, removed)
+        record = self._after_commit(record, mls, removed, added)
         handover = b""
         if added:
             handover_key = _export(mls, _HANDOVER_LABEL, b"")
@@ -185,7 +182,9 @@ class Engine:
         }
         return PlannedCommit(fields, record, added, removed)
 
-    def _after_commit(self, record: GroupRecord, mls: MlsGroup, removed: tuple[str, ...]) -> GroupRecord:
+    def _after_commit(
+        self, record: GroupRecord, mls: MlsGroup, removed: tuple[str, ...], added: tuple[str, ...] = ()
+    ) -> GroupRecord:
         epoch = mls.epoch
         secrets = dict(record.secrets)
         if record.mode is Mode.HISTORY and removed and mls.is_active:
@@ -193,6 +192,8 @@ class Engine:
         gone = dict(record.removed)
         for key in removed:
             gone[key] = epoch
+        for key in added:  # re-added after a removal (or after its branch lost): it may send again
+            gone.pop(key, None)
         return replace(record, secrets=secrets, removed=gone, active=mls.is_active)
 
     def _handover(self, record: GroupRecord) -> bytes:
@@ -234,7 +235,7 @@ class Engine:
             removed = tuple(sorted(k.hex() for k in before - after))
         else:  # removed ourselves: what else the commit did is not ours to know any more
             added, removed = (), (self.me,)
-        record = replace(self._after_commit(record, mls, removed), tip=doc.id)
+        record = replace(self._after_commit(record, mls, removed, added), tip=doc.id)
         return Applied(record, added, removed)
 
     def join(self, group: GroupDoc, doc: CommitDoc) -> GroupRecord:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from p2panda.errors import P2PandaError
 
 __all__ = [
+    "MixedCommit",
     "SecretGroupError",
     "MalformedDocument",
     "TamperedCiphertext",
@@ -70,3 +71,7 @@ class NotMember(SecretGroupError):
 
 class HistoryUnavailable(SecretGroupError):
     """An envelope from before this member joined a ratchet group: by design it cannot be read."""
+
+
+class MixedCommit(SecretGroupError):
+    """One commit both adds and removes members (receivers could not process it: commit them apart)."""
