@@ -488,6 +488,19 @@ class Client:
         async with self._lock:
             return await self._reconcile(group_id)
 
+    async def change_member(self, group_id: str, member: Member, level: Level | None) -> None:
+        """Set a member's level in the owner key group (None: remove it) and commit the MLS difference
+        at once. Under the client's lock: the key-group change is signed in a new log like every other
+        write of this client, so it must not race a send for the same next log id."""
+        async with self._lock:
+            await self._flush()
+            owner = self.record(group_id).owner
+            if level is None:
+                await self.node.remove_member(self.key_pair, owner, member)
+            else:
+                await self.node.set_member(self.key_pair, owner, member, level)
+            await self._reconcile(group_id)
+
     async def rotate(self, group_id: str) -> None:
         """A self-update commit by a manager: fresh keys (post-compromise security), and whatever
         membership difference is pending."""

@@ -106,14 +106,12 @@ class Group:
     async def add(self, public_key: PublicKey, level: Level = Level.WRITE) -> None:
         """Give a key a level in the owner key group and add it to the MLS group (read level or more)."""
         self._check_member()
-        await self._client.node.set_member(self._client.key_pair, self.owner, Member.key(public_key.hex()), level)
-        await self._client.reconcile(self.id)
+        await self._client.change_member(self.id, Member.key(public_key.hex()), level)
 
     async def remove(self, public_key: PublicKey) -> None:
         """Remove a key from the owner key group and from the MLS group, at once."""
         self._check_member()
-        await self._client.node.remove_member(self._client.key_pair, self.owner, Member.key(public_key.hex()))
-        await self._client.reconcile(self.id)
+        await self._client.change_member(self.id, Member.key(public_key.hex()), None)
 
     async def rotate(self) -> None:
         """Commit fresh keys for this manager (a self-update), with any pending membership change."""
