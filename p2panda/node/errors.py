@@ -16,6 +16,7 @@ __all__ = [
     "DocumentDeleted",
     "LogIdMismatch",
     "OutOfRange",
+    "OperationTooLarge",
     "DocumentNotFound",
 ]
 
@@ -47,6 +48,10 @@ class ForkDetected(PublishError):
         super().__init__(message)
         self.kept_hash = kept_hash
         self.entry = entry
+
+
+class OperationTooLarge(PublishError):
+    """P0: the operation is larger than any node of ours accepts (`MAX_OPERATION_SIZE`)."""
 
 
 class OutOfRange(PublishError):

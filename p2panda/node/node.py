@@ -381,6 +381,32 @@ class Node:
 
         return await self.db.read(read)
 
+    async def documents_by_id(self, document_ids: Sequence[DocumentId]) -> list[Document | None]:
+        """`document()` for each id, in one database read."""
+
+        def read(conn: Connection) -> list[Document | None]:
+            store = Store(conn)
+            return [load_document(store, self.registry, d.hex(), policy=self.policy) for d in document_ids]
+
+        return await self.db.read(read)
+
+    async def documents_by_view(self, view_ids: Sequence[DocumentViewId]) -> list[Document | None]:
+        """`document_at()` for each view id, in one database read."""
+
+        def read(conn: Connection) -> list[Document | None]:
+            store = Store(conn)
+            found: list[Document | None] = []
+            for view_id in view_ids:
+                try:
+                    document_id = document_of_view(store, view_id)
+                except NodeError:
+                    found.append(None)
+                    continue
+                found.append(load_document(store, self.registry, document_id, view_id, self.policy))
+            return found
+
+        return await self.db.read(read)
+
     async def documents(self, schema_id: str, include_deleted: bool = False) -> list[Document]:
         """Current views of every document of a schema, read from the materialised views.
 

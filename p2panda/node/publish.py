@@ -3,7 +3,9 @@
 Checks, in the spec's order, all inside the caller's transaction (each raises its own error; nothing is
 written unless every check passes):
 
-- P0 the entry decodes and its signature verifies (E1-E12); log id and seq num fit this node's storage.
+- P0 the operation is at most `MAX_OPERATION_SIZE` bytes, the one size limit of every node of ours (it
+     fits a whole blob piece); replication carries any entry that passes it (`replication/messages.py`).
+     The entry decodes and its signature verifies (E1-E12); log id and seq num fit this node's storage.
 - P1 seq num: 1 for a new log, else the log's latest + 1. A different entry at a stored position is a
      fork: the first entry stays, the new one is refused and recorded as proof by the caller.
 - P2 links: the backlink is the hash of entry seq-1 and the skiplink the hash of entry lipmaa(seq) of the
@@ -33,6 +35,7 @@ from p2panda.node.errors import (
     ForkDetected,
     LinkMismatch,
     LogIdMismatch,
+    OperationTooLarge,
     OutOfRange,
     PreviousFromOtherDocument,
     PreviousNotFound,
@@ -47,9 +50,11 @@ from p2panda.operation.cbor import encode_canonical
 from p2panda.operation.value import to_cbor
 from p2panda.schema import validate_operation
 
-__all__ = ["NextArgs", "Published", "next_args", "publish", "MAX_STORABLE"]
+__all__ = ["NextArgs", "Published", "next_args", "publish", "MAX_OPERATION_SIZE", "MAX_STORABLE"]
 
 MAX_STORABLE = 2**63 - 1
+# A blob piece (MAX_BLOB_PIECE_SIZE, 256 000 bytes) with its CBOR framing and schema id, and room to spare.
+MAX_OPERATION_SIZE = 300_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,6 +210,8 @@ def check_log_id(store: Store, entry: Entry, operation: Operation, document_id: 
 
 
 def publish(store: Store, registry: SchemaRegistry, entry_bytes: bytes, operation_bytes: bytes) -> Published:
+    if len(operation_bytes) > MAX_OPERATION_SIZE:  # P0
+        raise OperationTooLarge(f"operation is {len(operation_bytes)} bytes, at most {MAX_OPERATION_SIZE} are accepted")
     entry = decode_entry(entry_bytes)  # P0
     if entry.log_id > MAX_STORABLE or entry.seq_num > MAX_STORABLE:
         raise OutOfRange(f"log id {entry.log_id} or seq num {entry.seq_num} exceeds {MAX_STORABLE}")

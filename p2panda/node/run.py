@@ -35,7 +35,7 @@ async def run_node(settings: NodeSettings, configure: Callable[[NodeConfig], Nod
     node = Node(configure(config) if configure is not None else config)
     await node.start()  # holds the data directory's lock from here on
     server = HttpServer(
-        GraphQLApi(node),
+        GraphQLApi(node, settings.graphql_limits),
         settings.http_host,
         settings.http_port,
         limits=settings.http_limits,

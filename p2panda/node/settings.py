@@ -5,7 +5,8 @@ where it came from and the value, and nothing starts:
 
 - C1 unknown keys are refused.
 - C2 types are strict: `mdns = "false"` is a string, not a bool; `http_port = "20x20"` is not a number.
-- C3 ports are 0-65535 (0 picks a free one); limits are positive.
+- C3 ports are 0-65535 (0 picks a free one); limits are positive (`max_aliases` and `parse_cache_bytes`
+  may be 0).
 - C4 the log level is one of DEBUG, INFO, WARNING, ERROR, CRITICAL (any case).
 - C5 peers are `host:port` or `<node key>@host:port`; the network key is 64 hex digits.
 - C6 allowed origins are `http(s)://host[:port]`; allowed hosts are host names.
@@ -30,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from p2panda.errors import P2PandaError
 from p2panda.node.api.browser import BrowserPolicy
+from p2panda.node.api.cost import GraphQLLimits
 from p2panda.node.api.limits import HttpLimits
 from p2panda.node.errors import NodeError
 from p2panda.node.replication import Peer
@@ -74,9 +76,11 @@ class NodeSettings:
     log_level: str = "INFO"
     browsers: BrowserPolicy = field(default_factory=BrowserPolicy)
     http_limits: HttpLimits = field(default_factory=HttpLimits)
+    graphql_limits: GraphQLLimits = field(default_factory=GraphQLLimits)
 
 
 _LIMITS = HttpLimits()
+_GRAPHQL = GraphQLLimits()
 
 
 class _HttpLimits(BaseModel):
@@ -91,6 +95,18 @@ class _HttpLimits(BaseModel):
     body_timeout: Annotated[Seconds, Field(strict=False)] = _LIMITS.body_timeout
     idle_timeout: Annotated[Seconds, Field(strict=False)] = _LIMITS.idle_timeout
     send_timeout: Annotated[Seconds, Field(strict=False)] = _LIMITS.send_timeout
+
+
+class _GraphQLLimits(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    max_query_bytes: Positive = _GRAPHQL.max_query_bytes
+    max_depth: Positive = _GRAPHQL.max_depth
+    max_aliases: Annotated[int, Field(ge=0)] = _GRAPHQL.max_aliases
+    max_cost: Positive = _GRAPHQL.max_cost
+    max_documents: Positive = _GRAPHQL.max_documents
+    time_budget: Annotated[Seconds, Field(strict=False)] = _GRAPHQL.time_budget
+    parse_cache_bytes: Annotated[int, Field(ge=0)] = _GRAPHQL.parse_cache_bytes
 
 
 class _Settings(BaseModel):
@@ -111,6 +127,7 @@ class _Settings(BaseModel):
     allowed_origins: list[str] = []
     allowed_hosts: list[str] = []
     http_limits: _HttpLimits = _HttpLimits()
+    graphql_limits: _GraphQLLimits = _GraphQLLimits()
 
     @field_validator("log_level")
     @classmethod
@@ -223,6 +240,7 @@ def load_settings(
         log_level=parsed.log_level,
         browsers=BrowserPolicy(frozenset(parsed.allowed_origins), frozenset(parsed.allowed_hosts)),
         http_limits=HttpLimits(**limits.model_dump()),
+        graphql_limits=GraphQLLimits(**parsed.graphql_limits.model_dump()),
     )
 
 

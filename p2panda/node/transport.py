@@ -21,6 +21,10 @@ Steps (client A, server B; a/b ephemeral Curve25519, A/B long-term Ed25519; K ne
 Box-stream: per direction a key and a starting nonce derived from the handshake. Each frame is a 34-byte
 secretbox'ed header (body length as u16 big-endian || the body's 16-byte tag), then the body's ciphertext;
 the nonce advances by one per header and per body. A header of 18 zero bytes says goodbye.
+
+Messages (`send_message`, `receive_message`): a message longer than a frame is carried by several. The first
+frame starts with the message length as u32 big-endian; frames follow until that many bytes have come. The
+receiver names the largest message it takes and closes the stream on a longer one, before reading it.
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ __all__ = [
     "accept",
     "connect",
     "MAX_FRAME",
+    "MessageTooLarge",
 ]
 
 # Public default network: anyone running this software with default settings can connect.
@@ -65,6 +70,10 @@ class HandshakeFailed(NodeError):
 
 class StreamClosed(NodeError):
     """The peer said goodbye, or the connection ended or was tampered with."""
+
+
+class MessageTooLarge(StreamClosed):
+    """A message longer than the receiver takes; the stream is not read further."""
 
 
 def _hmac(key: bytes, message: bytes) -> bytes:
@@ -173,6 +182,29 @@ class BoxStream:
         header = sodium.crypto_secretbox(struct.pack(">H", len(body)) + tag, header_nonce, self._keys.encrypt_key)
         self._writer.write(header + ciphertext)
         await self._writer.drain()
+
+    async def send_message(self, message: bytes) -> None:
+        data = struct.pack(">I", len(message)) + message
+        for start in range(0, len(data), MAX_FRAME):
+            await self.send(data[start : start + MAX_FRAME])
+
+    async def receive_message(self, max_size: int) -> bytes:
+        """The next message of at most `max_size` bytes; raises MessageTooLarge (a StreamClosed) on a longer one
+        and StreamClosed as `receive` does."""
+        first = await self.receive()
+        if len(first) < 4:
+            raise StreamClosed(f"message from {self.peer.hex()} starts with a frame of {len(first)} bytes")
+        (length,) = struct.unpack(">I", first[:4])
+        if length > max_size:
+            raise MessageTooLarge(f"message of {length} bytes from {self.peer.hex()}; at most {max_size} are taken")
+        parts, received = [first[4:]], len(first) - 4
+        while received < length:
+            part = await self.receive()
+            parts.append(part)
+            received += len(part)
+        if received != length:
+            raise StreamClosed(f"message from {self.peer.hex()} is {received} bytes, its header says {length}")
+        return b"".join(parts)
 
     async def receive(self) -> bytes:
         """The next frame; raises StreamClosed on goodbye, end of stream or tampering."""

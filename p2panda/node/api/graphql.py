@@ -4,18 +4,23 @@ Static: `nextArgs(publicKey, viewId)`, `publish(entry, operation)`. Per known sc
 and `all_S(filter, meta, orderBy, orderDirection, first, after)` with aquadoggo's filter operators.
 Filtering and ordering run over the materialised documents of S. Ours besides: `operationStatus(id)`,
 `logHeights(publicKey)` and the `documentChanged(schemaIds)` subscription.
+
+Every request is bounded (Q1-Q7 in `cost.py`): size, depth, aliases, estimated cost, documents loaded,
+time; a refused request is answered `{"data": null, "errors": [one message naming the limit]}`.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from inspect import isawaitable
-from typing import Any
+from typing import Any, TypeVar
 
 from graphql import (
     DocumentNode,
     ExecutionResult,
+    FragmentDefinitionNode,
     GraphQLArgument,
     GraphQLBoolean,
     GraphQLEnumType,
@@ -32,7 +37,10 @@ from graphql import (
     GraphQLResolveInfo,
     GraphQLSchema,
     GraphQLString,
+    OperationType,
     execute,
+    get_named_type,
+    get_operation_ast,
     parse,
     specified_rules,
     subscribe,
@@ -46,6 +54,7 @@ from p2panda.errors import P2PandaError
 from p2panda.hash import Hash
 from p2panda.identity import PublicKey
 from p2panda.ids import DocumentId, DocumentViewId
+from p2panda.node.api.cost import AST_BYTES_PER_CHAR, BATCH, CostError, GraphQLLimits, Meter, check_cost, check_size
 from p2panda.node.api.scalars import SCALARS
 from p2panda.node.changes import Subscription
 from p2panda.node.node import Node
@@ -56,9 +65,8 @@ from p2panda.schema import FieldKind, FieldType, Schema
 
 __all__ = ["GraphQLApi"]
 
-DOCUMENT_CACHE_SIZE = 256
-
 Info = GraphQLResolveInfo[Any]
+_Key = TypeVar("_Key", DocumentId, DocumentViewId)
 
 # Clients in the wild declare publish variables as String!; allow variables of other scalar types.
 _RULES = [rule for rule in specified_rules if rule is not VariablesInAllowedPositionRule]
@@ -193,13 +201,15 @@ def formatted(result: ExecutionResult) -> dict[str, Any]:
 class GraphQLApi:
     """Executes GraphQL requests against a node; the schema follows the node's schema registry."""
 
-    def __init__(self, node: Node) -> None:
+    def __init__(self, node: Node, limits: GraphQLLimits | None = None) -> None:
         self.node = node
+        self.limits = limits or GraphQLLimits()
         self._schema: GraphQLSchema | None = None
         self._built_for: frozenset[str] = frozenset()
         # Clients send the same few query texts over and over; parsing and validating one costs more
-        # than running a publish, so valid documents are kept per schema version.
+        # than running a publish, so valid documents are kept per schema version, up to a memory bound (Q7).
         self._documents: OrderedDict[str, DocumentNode] = OrderedDict()
+        self._cached_bytes = 0
 
     def schema(self) -> GraphQLSchema:
         known = frozenset(str(s.id) for s in self.node.registry.all())
@@ -207,24 +217,43 @@ class GraphQLApi:
             self._schema = self._build(sorted(self.node.registry.all(), key=lambda s: str(s.id)))
             self._built_for = known
             self._documents.clear()
+            self._cached_bytes = 0
         return self._schema
 
-    def _document(self, schema: GraphQLSchema, query: str) -> DocumentNode | list[GraphQLError]:
-        document = self._documents.get(query)
-        if document is not None:
-            self._documents.move_to_end(query)
-            return document
+    def _document(
+        self, schema: GraphQLSchema, query: str, variables: Mapping[str, Any], operation_name: str | None
+    ) -> DocumentNode | list[GraphQLError]:
+        """The parsed, validated query if it is within the limits (Q1-Q4), else the errors to answer."""
         try:
-            document = parse(query)
-        except GraphQLError as exc:
-            return [exc]
+            check_size(query, self.limits)
+            document = self._documents.get(query)
+            if document is not None:
+                self._documents.move_to_end(query)
+                check_cost(schema, document.definitions, variables, operation_name, self.limits)
+                return document
+            try:
+                document = parse(query)
+            except GraphQLError as exc:
+                return [exc]
+            # Before validation: validating thousands of aliased fields is itself quadratic.
+            check_cost(schema, document.definitions, variables, operation_name, self.limits)
+        except CostError as exc:
+            return [GraphQLError(str(exc))]
         errors = validate(schema, document, _RULES)
         if errors:
             return errors
-        self._documents[query] = document
-        if len(self._documents) > DOCUMENT_CACHE_SIZE:
-            self._documents.popitem(last=False)
+        self._cache(query, document)
         return document
+
+    def _cache(self, query: str, document: DocumentNode) -> None:
+        size = len(query) * AST_BYTES_PER_CHAR
+        if size > self.limits.parse_cache_bytes:
+            return
+        self._documents[query] = document
+        self._cached_bytes += size
+        while self._cached_bytes > self.limits.parse_cache_bytes:
+            evicted, _ = self._documents.popitem(last=False)
+            self._cached_bytes -= len(evicted) * AST_BYTES_PER_CHAR
 
     async def subscribe(
         self, query: str, variables: Mapping[str, Any] | None = None, operation_name: str | None = None
@@ -232,10 +261,17 @@ class GraphQLApi:
         """A stream of results for a subscription (registered when this returns), or one result with
         the errors that prevent it. Close the stream with `aclose()`."""
         schema = self.schema()
-        document = self._document(schema, query)
+        variables = dict(variables or {})
+        document = self._document(schema, query, variables, operation_name)
         if isinstance(document, list):
             return {"data": None, "errors": [e.formatted for e in document]}
-        started = subscribe(schema, document, variable_values=dict(variables or {}), operation_name=operation_name)
+        started = subscribe(
+            schema,
+            document,
+            context_value=Meter(self.limits),
+            variable_values=variables,
+            operation_name=operation_name,
+        )
         outcome = await started if isawaitable(started) else started
         if isinstance(outcome, ExecutionResult):
             return {"data": outcome.data, "errors": [e.formatted for e in outcome.errors or []]}
@@ -245,11 +281,27 @@ class GraphQLApi:
         self, query: str, variables: Mapping[str, Any] | None = None, operation_name: str | None = None
     ) -> dict[str, Any]:
         schema = self.schema()
-        document = self._document(schema, query)
+        variables = dict(variables or {})
+        document = self._document(schema, query, variables, operation_name)
         if isinstance(document, list):
             return {"data": None, "errors": [e.formatted for e in document]}
-        outcome = execute(schema, document, variable_values=dict(variables or {}), operation_name=operation_name)
-        result = await outcome if isawaitable(outcome) else outcome
+        fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
+        meter = Meter(self.limits, schema, fragments, variables)
+        operation = get_operation_ast(document, operation_name)
+        # Q6: a publish is not cut short (its outcome would be unknown to the client); it is bounded by size.
+        budget = None if operation is not None and operation.operation is OperationType.MUTATION else meter
+        try:
+            async with asyncio.timeout(budget.limits.time_budget if budget is not None else None):
+                outcome = execute(
+                    schema, document, context_value=meter, variable_values=variables, operation_name=operation_name
+                )
+                result = await outcome if isawaitable(outcome) else outcome
+        except TimeoutError:
+            return {"data": None, "errors": [{"message": meter.timeout_message()}]}
+        over = [e for e in result.errors or [] if isinstance(e.original_error, CostError)]
+        if over:
+            # A query over a limit is refused as a whole, not answered in part.
+            return {"data": None, "errors": [{"message": over[0].message}]}
         out: dict[str, Any] = {"data": result.data}
         if result.errors:
             out["errors"] = [e.formatted for e in result.errors]
@@ -451,7 +503,8 @@ class GraphQLApi:
         return _next_args_json(published.next_args)
 
     def _document_resolver(self) -> Callable[..., Any]:
-        async def resolve(_root: Any, _info: Info, id: str | None = None, viewId: str | None = None) -> Any:
+        async def resolve(_root: Any, info: Info, id: str | None = None, viewId: str | None = None) -> Any:
+            _meter(info).charge(1)
             if id is not None and viewId is not None:
                 raise GraphQLError("Must only provide `id` or `viewId` argument")
             if id is None and viewId is None:
@@ -468,15 +521,18 @@ class GraphQLApi:
         return resolve
 
     def _collection_resolver(self, schema: Schema) -> Callable[..., Any]:
-        async def resolve(_root: Any, _info: Info, **arguments: Any) -> Page:
+        async def resolve(_root: Any, info: Info, **arguments: Any) -> Page:
+            _meter(info).check_time()
             docs = await self.node.documents(str(schema.id), include_deleted=True)
-            return _page_of(docs, schema, arguments)
+            return _charged(info, _page_of(docs, schema, arguments))
 
         return resolve
 
     def _relation_resolver(self, name: str) -> Callable[..., Any]:
-        async def resolve(doc: Document, _info: Info) -> Any:
+        async def resolve(doc: Document, info: Info) -> Any:
             value = (doc.fields or {}).get(name)
+            if isinstance(value, Relation | PinnedRelation):
+                _meter(info).charge(1)
             if isinstance(value, Relation):
                 return await self.node.document(value.document_id)
             if isinstance(value, PinnedRelation):
@@ -494,15 +550,38 @@ class GraphQLApi:
             value = (doc.fields or {}).get(name)
             related: list[Document] = []
             if isinstance(value, RelationList):
-                for document_id in value.document_ids:
-                    found = await self.node.document(document_id)
-                    if found is not None:
-                        related.append(found)
+                found = await self._load(_meter(info), value.document_ids, self.node.documents_by_id)
+                related = [found[d] for d in value.document_ids if found[d] is not None]  # type: ignore[misc]
             elif isinstance(value, PinnedRelationList):
-                for view_id in value.view_ids:
-                    found = await self.node.document_at(view_id)
-                    if found is not None:
-                        related.append(found)
-            return _page_of(related, target, arguments)
+                found_at = await self._load(_meter(info), value.view_ids, self.node.documents_by_view)
+                related = [found_at[v] for v in value.view_ids if found_at[v] is not None]  # type: ignore[misc]
+            return _charged(info, _page_of(related, target, arguments))
 
         return resolve
+
+    async def _load(
+        self,
+        meter: Meter,
+        keys: Sequence[_Key],
+        load: Callable[[Sequence[_Key]], Any],
+    ) -> dict[_Key, Document | None]:
+        """Q5: a relation list's documents, each once, `BATCH` per database read, within the budget."""
+        unique = list(dict.fromkeys(keys))
+        found: dict[_Key, Document | None] = {}
+        for start in range(0, len(unique), BATCH):
+            batch = unique[start : start + BATCH]
+            meter.charge(len(batch))
+            found.update(zip(batch, await load(batch), strict=True))
+        return found
+
+
+def _charged(info: Info, page: Page) -> Page:
+    """Q5: a page is charged before graphql-core answers its items."""
+    _meter(info).charge_page(len(page.items), info.field_nodes, get_named_type(info.return_type))
+    return page
+
+
+def _meter(info: Info) -> Meter:
+    meter = info.context
+    assert isinstance(meter, Meter)
+    return meter

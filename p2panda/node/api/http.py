@@ -34,6 +34,7 @@ __all__ = ["HttpServer"]
 log = logging.getLogger(__name__)
 
 WS_PROTOCOL = "graphql-transport-ws"
+_SHUTDOWN_TIMEOUT = 2.0  # for requests other than GraphQL ones, which a stop cancels at once
 
 
 class _SlowReader(Exception):
@@ -63,17 +64,22 @@ class HttpServer:
         self.app.router.add_get("/blobs/{document_id}", self._blob)
         self.app.router.add_get("/blobs/{document_id}/{view_id}", self._blob)
         self._sockets: set[web.WebSocketResponse] = set()
+        self._executions: set[asyncio.Future[dict[str, Any]]] = set()
+        self._stopping = False
 
     async def start(self) -> None:
         # H2: aiohttp's keep-alive timer runs from the moment a connection opens and again after every
         # response, and closes the connection while it waits for a request head.
         # After an early answer (408, 413) aiohttp reads on what the client still sends, for at most the
         # lingering time: the body timeout bounds that too.
+        # Q7 (cost.py): a request whose client hangs up is cancelled (aiohttp keeps running it otherwise).
         self._runner = web.AppRunner(
             self.app,
             access_log=None,
             keepalive_timeout=self.limits.header_timeout,
             lingering_time=self.limits.body_timeout,
+            handler_cancellation=True,
+            shutdown_timeout=_SHUTDOWN_TIMEOUT,
         )
         await self._runner.setup()
         site = CappedSite(self._runner, self.host, self.port, self.limits.max_connections)
@@ -82,6 +88,11 @@ class HttpServer:
         log.info("GraphQL API on http://%s:%d/graphql", self.host, self.port)
 
     async def stop(self) -> None:
+        # aiohttp would wait for running requests, then only ask them to stop: stop them first (a publish
+        # runs to its end all the same, see `Node.publish`).
+        self._stopping = True
+        for execution in list(self._executions):
+            execution.cancel()
         for socket in list(self._sockets):
             await socket.close(code=WSCloseCode.GOING_AWAY, message=b"node stopping")
         if self._runner is not None:
@@ -254,7 +265,19 @@ class HttpServer:
         problem = _request_problem(body)
         if problem is not None:
             return _malformed(problem)
-        result = await self.api.execute(body["query"], body.get("variables") or {}, body.get("operationName"))
+        execution = asyncio.ensure_future(
+            self.api.execute(body["query"], body.get("variables") or {}, body.get("operationName"))
+        )
+        self._executions.add(execution)
+        try:
+            result = await execution
+        except asyncio.CancelledError:
+            if not self._stopping:
+                raise  # the client hung up: nothing to answer
+            stopping = {"data": None, "errors": [{"message": "node stopping"}]}
+            return web.json_response(stopping, status=503, headers={"Connection": "close"})
+        finally:
+            self._executions.discard(execution)
         return web.json_response(result)
 
 

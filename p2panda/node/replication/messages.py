@@ -1,7 +1,8 @@
-"""Replication messages (`../shared/spec/replication.md`): CBOR arrays, one per box-stream frame.
+"""Replication messages (`../shared/spec/replication.md`): CBOR arrays, one per box-stream message (one or
+more frames, see `transport.py`), at most `MAX_MESSAGE` bytes.
 
 Checks on decode (R1…), each failure an `InvalidMessage` naming the value:
-- R1 the frame is one well-formed CBOR array and nothing after it;
+- R1 the message is one well-formed CBOR array and nothing after it;
 - R2 its first item is a known type (0, 1, 2, 3, 10) and the array has that type's length;
 - R3 every item has its type: uints within u64, bytes, text, bool; public keys are 32 bytes;
 - R4 a target set is non-empty, sorted as the spec says and duplicate-free; schema ids parse;
@@ -15,7 +16,9 @@ from dataclasses import dataclass
 
 import cbor2
 
+from p2panda.entry import MAX_ENTRY_SIZE
 from p2panda.node.errors import NodeError
+from p2panda.node.publish import MAX_OPERATION_SIZE
 from p2panda.schema import SchemaId, SystemSchema
 
 __all__ = [
@@ -23,6 +26,7 @@ __all__ = [
     "EntryMessage",
     "Have",
     "InvalidMessage",
+    "MAX_MESSAGE",
     "Message",
     "SyncDone",
     "SyncRequest",
@@ -32,6 +36,9 @@ __all__ = [
 ]
 
 PROTOCOL_VERSION = 1
+# The largest message a node takes: an Entry message with the largest entry and operation a node accepts
+# (CBOR: the array, its type, two byte-string headers: well under 64 bytes). A Have is split to stay smaller.
+MAX_MESSAGE = MAX_ENTRY_SIZE + MAX_OPERATION_SIZE + 64
 _U64 = 2**64 - 1
 _SYSTEM_ORDER = [
     SystemSchema.SCHEMA_DEFINITION_V1,

@@ -32,6 +32,7 @@ from p2panda.node.errors import AlreadyStored, PreviousNotFound, SchemaNotAllowe
 from p2panda.node.node import Node
 from p2panda.node.publish import Published
 from p2panda.node.replication.messages import (
+    MAX_MESSAGE,
     EntryMessage,
     Have,
     InvalidMessage,
@@ -45,7 +46,6 @@ from p2panda.node.replication.messages import (
 from p2panda.node.store import Store
 from p2panda.node.transport import (
     DEFAULT_NETWORK_KEY,
-    MAX_FRAME,
     Admit,
     BoxStream,
     HandshakeFailed,
@@ -62,9 +62,13 @@ log = logging.getLogger(__name__)
 _FIELD_DEFINITION = str(SchemaId.system_schema(SystemSchema.SCHEMA_FIELD_DEFINITION_V1))
 _SCHEMA_DEFINITION = str(SchemaId.system_schema(SystemSchema.SCHEMA_DEFINITION_V1))
 _LOGS_PER_HAVE = 2000
+# Entries are up to MAX_MESSAGE bytes: what a session holds is bounded in bytes as well as in entries.
 _MAX_WAITING = 10_000
+_MAX_WAITING_BYTES = 64 * 1024 * 1024
 _MAX_INBOX = 5_000
+_MAX_INBOX_BYTES = 32 * 1024 * 1024
 _BATCH = 1_000
+_BATCH_BYTES = 16 * 1024 * 1024
 _BACKOFF = (0.2, 30.0)
 
 
@@ -259,7 +263,9 @@ class _Session:
         self.have_done = asyncio.Event()
         self.watch = self.node.watch_entries()  # before our Have: nothing accepted after it is missed
         self.waiting: collections.OrderedDict[str, tuple[bytes, bytes]] = collections.OrderedDict()
+        self.waiting_bytes = 0
         self.inbox: collections.deque[tuple[bytes, bytes]] = collections.deque()
+        self.inbox_bytes = 0
         self.arrived = asyncio.Event()
         self.drained = asyncio.Event()
 
@@ -314,21 +320,18 @@ class _Session:
         have = self.peer_heights.get((public_key, log_id), 0)
         entries = await self.node.db.read(lambda conn: Store(conn).entries_after(public_key, log_id, have))
         for raw, payload in entries:
-            if len(raw) + len(payload) + 16 > MAX_FRAME:
-                log.warning("entry %s is too large for one frame; not replicated", Hash.of(raw).hex())
-                return  # the log's later entries would wait on it at the peer anyway
             await self._message(EntryMessage(0, raw, payload))
             have += 1
             self.peer_heights[(public_key, log_id)] = have
 
     async def _message(self, message: Message) -> None:
-        await self.stream.send(encode_message(message))
+        await self.stream.send_message(encode_message(message))
 
     async def _receive(self) -> None:
         ingesting = asyncio.ensure_future(self._ingester())
         try:
             while True:
-                message = decode_message(await self.stream.receive())
+                message = decode_message(await self.stream.receive_message(MAX_MESSAGE))
                 if isinstance(message, Have):
                     if not message.heights:
                         self.have_done.set()
@@ -338,8 +341,9 @@ class _Session:
                             self.peer_heights[key] = max(seq_num, self.peer_heights.get(key, 0))
                 elif isinstance(message, EntryMessage):
                     self.inbox.append((message.entry, message.operation))
+                    self.inbox_bytes += len(message.entry) + len(message.operation)
                     self.arrived.set()
-                    if len(self.inbox) >= _MAX_INBOX:
+                    if len(self.inbox) >= _MAX_INBOX or self.inbox_bytes >= _MAX_INBOX_BYTES:
                         # Back-pressure: stop reading (TCP then slows the peer) until the ingester catches up.
                         self.drained.clear()
                         await self.drained.wait()
@@ -359,7 +363,13 @@ class _Session:
             await self.arrived.wait()
             self.arrived.clear()
             while self.inbox:
-                batch = [self.inbox.popleft() for _ in range(min(len(self.inbox), _BATCH))]
+                batch: list[tuple[bytes, bytes]] = []
+                size = 0
+                while self.inbox and len(batch) < _BATCH and (not batch or size < _BATCH_BYTES):
+                    entry, operation = self.inbox.popleft()
+                    batch.append((entry, operation))
+                    size += len(entry) + len(operation)
+                self.inbox_bytes -= size
                 self.drained.set()
                 if await self._ingest(batch):
                     await self._retry_waiting()
@@ -380,8 +390,10 @@ class _Session:
             elif isinstance(outcome, (SchemaNotFound, PreviousNotFound, SeqNumMismatch)):
                 # Its schema, log predecessor or previous operation has not arrived yet.
                 self.waiting[Hash.of(raw).hex()] = (raw, payload)
-                if len(self.waiting) > _MAX_WAITING:
-                    self.waiting.popitem(last=False)  # the peer sends it again on the next sync
+                self.waiting_bytes += len(raw) + len(payload)
+                while len(self.waiting) > _MAX_WAITING or self.waiting_bytes > _MAX_WAITING_BYTES:
+                    _, (old_raw, old_payload) = self.waiting.popitem(last=False)  # sent again on the next sync
+                    self.waiting_bytes -= len(old_raw) + len(old_payload)
             elif not isinstance(outcome, SchemaNotAllowed):
                 self._reject(Hash.of(raw).hex(), str(outcome))
         return accepted
@@ -390,6 +402,7 @@ class _Session:
         while self.waiting:
             batch = list(self.waiting.values())
             self.waiting.clear()
+            self.waiting_bytes = 0
             if not await self._ingest(batch):
                 return
 

@@ -58,10 +58,10 @@ async def test_bad_entries_from_a_peer_are_rejected_and_change_nothing(
     reader, writer = await asyncio.open_connection("127.0.0.1", replication.port)
     stream = await connect(reader, writer, KeyPair.generate())
     try:
-        await stream.send(encode_message(SyncRequest(0, 0, (str(MESSAGE),))))
-        await stream.send(encode_message(Have(0, ())))
+        await stream.send_message(encode_message(SyncRequest(0, 0, (str(MESSAGE),))))
+        await stream.send_message(encode_message(Have(0, ())))
         for raw, payload in bad:
-            await stream.send(encode_message(EntryMessage(0, raw, payload)))
+            await stream.send_message(encode_message(EntryMessage(0, raw, payload)))
 
         async def all_rejected() -> bool:
             return len(replication.rejected) == len(bad)
@@ -78,8 +78,8 @@ async def test_bad_entries_from_a_peer_are_rejected_and_change_nothing(
         assert await fingerprint(node) == before
 
         # The session goes on: good entries from the same peer are taken.
-        await stream.send(encode_message(EntryMessage(0, good_raw, good_payload)))
-        await stream.send(encode_message(EntryMessage(0, next_raw, next_payload)))
+        await stream.send_message(encode_message(EntryMessage(0, good_raw, good_payload)))
+        await stream.send_message(encode_message(EntryMessage(0, next_raw, next_payload)))
 
         async def taken() -> bool:
             return await node.log_heights(decode_entry(good_raw).public_key) == {0: 2}
@@ -98,10 +98,10 @@ async def test_entries_arrive_in_any_order(receiver: tuple[Node, Replication], v
     reader, writer = await asyncio.open_connection("127.0.0.1", replication.port)
     stream = await connect(reader, writer, KeyPair.generate())
     try:
-        await stream.send(encode_message(SyncRequest(0, 0, (str(MESSAGE),))))
-        await stream.send(encode_message(Have(0, ())))
+        await stream.send_message(encode_message(SyncRequest(0, 0, (str(MESSAGE),))))
+        await stream.send_message(encode_message(Have(0, ())))
         for raw, payload in reversed(pairs + schema_steps(vectors)):
-            await stream.send(encode_message(EntryMessage(0, raw, payload)))
+            await stream.send_message(encode_message(EntryMessage(0, raw, payload)))
 
         async def taken() -> bool:
             return await node.log_heights(kp.public_key) == {0: 6}

@@ -14,6 +14,7 @@ from p2panda.node.transport import (
     Admit,
     BoxStream,
     HandshakeFailed,
+    MessageTooLarge,
     StreamClosed,
     accept,
     connect,
@@ -113,3 +114,25 @@ async def test_a_tampered_frame_closes_the_stream() -> None:
             await remote.receive()
         await remote.close()
         await client.close()
+
+
+async def test_messages_longer_than_a_frame_and_the_receivers_bound() -> None:
+    accepted: asyncio.Future[BoxStream] = asyncio.get_running_loop().create_future()
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.set_result(await accept(reader, writer, SERVER))
+
+    async with server(handle) as port:
+        client = await connect(*await asyncio.open_connection("127.0.0.1", port), CLIENT)
+        remote = await accepted
+        for size in (0, 1, 65531, 65532, 65535, 300_000):  # one frame, exactly one frame, two, five
+            message = bytes(range(256)) * (size // 256) + bytes(size % 256)
+            await client.send_message(message)
+            assert await remote.receive_message(300_000) == message
+        await client.send_message(bytes(300_001))
+        with pytest.raises(
+            MessageTooLarge, match=r"message of 300001 bytes from [0-9a-f]{64}; at most 300000 are taken"
+        ):
+            await remote.receive_message(300_000)
+        await client.close()
+        await remote.close()
