@@ -11,10 +11,11 @@ from secret_group import _openmls
 from secret_group.mls import (
     InternalError,
     InvalidKeyPackage,
+    InvalidMessage,
     MalformedMessage,
-    MlsError,
     MlsGroup,
     MlsMember,
+    NoMatchingKeyPackage,
     NotAMember,
     RemovedSender,
     UnknownGroup,
@@ -63,7 +64,7 @@ def test_tampered_commit_is_rejected_without_changes_then_real_commit_processes(
     ga, gb, _, (_, b, _) = three_members()
     commit = ga.self_update()
     ga.merge_pending_commit()
-    with pytest.raises(MlsError):
+    with pytest.raises(InvalidMessage):
         gb.process(tamper(commit.commit))
     assert_no_journal(b, "tampered")
     assert gb.process(commit.commit).kind == "commit"
@@ -83,7 +84,7 @@ def test_commit_for_the_wrong_epoch() -> None:
     gb.process(second.commit)
     assert gb.epoch_authenticator() == ga.epoch_authenticator()
     b.take_changes()
-    with pytest.raises(MlsError):
+    with pytest.raises(WrongEpoch):
         gb.process(first.commit)  # replay of an old commit
     assert_no_journal(b, "replay")
 
@@ -215,7 +216,7 @@ def test_key_packages_are_single_use() -> None:
     second = fresh().create_group(b"g2").add([kp])
     assert first.welcome is not None and second.welcome is not None
     b.join(first.welcome)
-    with pytest.raises(MlsError):
+    with pytest.raises(NoMatchingKeyPackage):
         b.join(second.welcome)
 
 
