@@ -264,13 +264,19 @@ class _Session:
         self.drained = asyncio.Event()
 
     async def run(self) -> None:
+        # Either side ending ends the session: in live mode the sender waits for new entries, so a peer
+        # that went away is noticed by the receiver (its stream closed), not only at our next write.
         receiving = asyncio.ensure_future(self._receive())
+        sending = asyncio.ensure_future(self._send())
         try:
-            await self._send()
+            done, _ = await asyncio.wait({receiving, sending}, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                task.result()
         finally:
-            receiving.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await receiving
+            for task in (sending, receiving):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
 
     async def _send(self) -> None:
         heights = await self.node.db.read(lambda conn: Store(conn).all_log_heights())
