@@ -12,7 +12,11 @@ What it adds to the client's groups and messages:
   count of envelopes from before this member joined a ratchet chat;
 - files: `send_file` cuts a file into `chat_file_piece` documents inside envelopes, `save_file` puts it
   together and checks its digest;
-- the network state: connected peers and the time data last arrived.
+- the network state: connected peers and the time data last arrived;
+- "delivered" for own messages a peer node has (embedded node only): the replication sessions' view of
+  our logs' heights at connected peers, kept in the chat store so the mark survives restarts. It means
+  the entry was written to a peer node's session or reported by it; the protocol has no receipt, and
+  whether the peer's member could decrypt it is not known.
 
 Checks (named in the tests):
 - CH1 a display name is 1-64 printable characters;
@@ -29,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -47,6 +52,7 @@ from node_adapter.errors import NodeAdapterError
 from node_adapter.group import Group, Message
 from node_adapter.safety import fingerprint, safety_number
 from p2panda.document import Document
+from p2panda.entry.decode import decode_entry
 from p2panda.errors import P2PandaError
 from p2panda.identity import PublicKey
 from p2panda.operation.value import OperationValue
@@ -170,6 +176,7 @@ class Chat:
         # log id (a fork the node refuses). Front ends hold it around their writes too.
         self.lock = asyncio.Lock()  # MLS members per group when we last wrote our profile
         self.last_sync: float | None = None
+        self._positions: dict[str, tuple[int, int]] = {}  # own envelope id -> (log id, seq num)
 
     async def __aenter__(self) -> Self:
         await self.start()
@@ -254,14 +261,39 @@ class Chat:
         self._emit(ChatEvent(event.kind, event.group_id, event.document_id, mention))
 
     async def _watch_network(self) -> None:
-        """Peers come and go without a client event: poll the count (cheap) and say when it changed."""
+        """Peers come and go, and take our entries, without a client event: poll both (cheap) and say
+        when they changed."""
         last = -1
         while True:
             peers = self.network().peers
             if peers != last:
                 last = peers
                 self._emit(ChatEvent("network", ""))
+            node = self.client.node
+            replication = node.replication if isinstance(node, EmbeddedNode) else None
+            if replication is not None and self.store.raise_delivered(replication.peer_heights(self.client.me)):
+                self._emit(ChatEvent("delivered", ""))
             await asyncio.sleep(0.5)
+
+    def _position(self, message_id: str) -> tuple[int, int] | None:
+        if message_id not in self._positions:
+            for row in self.client.store.outbox():
+                if row.id not in self._positions:
+                    entry = decode_entry(row.entry)
+                    self._positions[row.id] = (entry.log_id, entry.seq_num)
+        return self._positions.get(message_id)
+
+    def _with_delivery(self, messages: list[Message]) -> list[Message]:
+        """Own sent messages a peer node has are marked "delivered"."""
+        delivered = self.store.delivered()
+        out = []
+        for m in messages:
+            if m.state == "sent":
+                position = self._position(m.id)
+                if position is not None and delivered.get(position[0], 0) >= position[1]:
+                    m = dataclasses.replace(m, state="delivered")
+            out.append(m)
+        return out
 
     # --- the index ----------------------------------------------------------------------------------
 
@@ -443,7 +475,7 @@ class Chat:
 
     async def timeline(self, group: Group) -> Timeline:
         hidden = self.store.hidden()
-        messages = [m for m in await group.messages() if m.id not in hidden]
+        messages = self._with_delivery([m for m in await group.messages() if m.id not in hidden])
         undecryptable = [(i, r or "") for i, s, r in self.client.store.statuses(group.id, "envelope") if s == "refused"]
         return Timeline(messages, self.files(group), undecryptable, group.unavailable(), not group.is_member)
 

@@ -43,7 +43,9 @@ def _state(m: Message, me: PublicKey) -> Content:
         return Content.styled(" · pending", "$warning")
     if m.state == "failed":
         return Content.styled(f" · failed: {m.error} (y retries)", "bold $error")
-    return Content.styled(" · sent", "dim")
+    if m.state == "delivered":
+        return Content.styled(" · delivered", "dim $success")  # a peer node has it
+    return Content.styled(" · sent", "dim")  # on our node, no peer node has it yet
 
 
 def entries_of(timeline: Timeline, me: PublicKey, name_of: Callable[[PublicKey], str]) -> list[Entry]:

@@ -1,7 +1,7 @@
 """The outbox across an offline peer, with real `panda chat` processes under tmux (127.0.0.1, no mDNS,
 fixed ports): Bob's process is stopped, Alice writes three messages (sent to her own node, not to Bob),
 Bob starts again with the same data directory, and the three arrive on his screen in the order they were
-written while Alice's screen marks them sent."""
+written while Alice's screen marks them "delivered" (a peer node has them; "sent" while only hers had)."""
 
 from __future__ import annotations
 
@@ -56,7 +56,11 @@ def test_messages_written_while_the_peer_is_stopped_arrive_in_order_when_it_retu
         assert shown == sorted(shown), f"out of order on bob's screen:\n{screen}"
         assert "alice: before the break" in screen
         assert envelopes_stored(bob.data_dir, ENVELOPE) >= stored + len(OFFLINE)
-        assert "Traceback" not in screen and "Traceback" not in alice.screen()
+        # Alice's screen: a peer node has them now (they were "sent", on her node only, until Bob returned).
+        screen = alice.wait_for(f"alice: {OFFLINE[-1]} · delivered")
+        for text in OFFLINE:
+            assert f"alice: {text} · delivered" in screen
+        assert "Traceback" not in screen and "Traceback" not in bob.screen()
     finally:
         alice.close()
         bob.close()

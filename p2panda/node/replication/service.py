@@ -120,6 +120,7 @@ class Replication:
         self.admit = Admit(config.allow, config.block)
         self.rejected: collections.deque[Rejected] = collections.deque(maxlen=1000)
         self.connected: set[str] = set()  # node keys with a running session
+        self._sessions: set[_Session] = set()
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._discovery: Discovery | None = None
@@ -130,6 +131,16 @@ class Replication:
         if self._server is None:
             raise RuntimeError("replication is not started")
         return int(self._server.sockets[0].getsockname()[1])
+
+    def peer_heights(self, public_key: str) -> dict[int, int]:
+        """Per log of `public_key`, the highest seq num a connected peer node has: reported by it, sent
+        by it, or written to its session by us (in log order). Read-only; for "delivered" marks."""
+        out: dict[int, int] = {}
+        for session in self._sessions:
+            for (author, log_id), seq_num in session.peer_heights.items():
+                if author == public_key and seq_num > out.get(log_id, 0):
+                    out[log_id] = seq_num
+        return out
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._accepted, self.config.host, self.config.port)
@@ -237,6 +248,7 @@ class Replication:
         log.info("replicating with %s", peer)
         self.connected.add(peer)
         session = _Session(self, stream, initiator)
+        self._sessions.add(session)
         try:
             await session.run()
         except (StreamClosed, ConnectionError) as exc:
@@ -245,6 +257,7 @@ class Replication:
             log.warning("%s sent an invalid message: %s", peer, exc)
         finally:
             self.connected.discard(peer)
+            self._sessions.discard(session)
             self.node.unwatch_entries(session.watch)
             await stream.close()
 
