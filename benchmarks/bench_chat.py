@@ -7,7 +7,9 @@
    measured again from after the imports) until the timeline shows the newest message. Aim < 2 s.
 3. Memory of that process then (peak RSS).
 
-    .venv/bin/python benchmarks/bench_chat.py [--messages 100] [--history 10000]
+    .venv/bin/python benchmarks/bench_chat.py [--messages 100] [--history 10000] [--data-dir DIR]
+
+With `--data-dir`, the history is written there once (it takes minutes for 10 000) and reused later.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from keygroups import Level  # noqa: E402
 from node_adapter import Client, EmbeddedNode  # noqa: E402
 from node_adapter.chat import Chat  # noqa: E402
 from p2panda.identity import KeyPair  # noqa: E402
+from p2panda.keystore import create_identity, identity_path, load_identity  # noqa: E402
 from secret_group.schemas import KEY_PACKAGE_SCHEMA  # noqa: E402
 from tui.app import ChatApp  # noqa: E402
 from tui.composer import Composer  # noqa: E402
@@ -121,8 +124,10 @@ async def latency(messages: int) -> list[float]:
     return out
 
 
-async def fill(data_dir: Path, key_pair: KeyPair, count: int) -> None:
-    """A chat with `count` messages of history, indexed once (as after the first start)."""
+async def fill(data_dir: Path, count: int) -> None:
+    """A chat with `count` messages of history, indexed once (as after the first start); the identity is
+    kept in the data directory (as `panda key new` does) so `--data-dir` can reuse it."""
+    key_pair = create_identity(data_dir)
     async with EmbeddedNode(data_dir) as node, Client(node, key_pair) as client:
         group = await client.create_group("history")
         for i in range(count):
@@ -132,7 +137,7 @@ async def fill(data_dir: Path, key_pair: KeyPair, count: int) -> None:
             pass
 
 
-async def startup(data_dir: Path, key_hex: str) -> None:
+async def startup(data_dir: Path) -> None:
     """The measured process: prints when the newest message is on screen, and the peak RSS then."""
     done = asyncio.Event()
     at: list[float] = []
@@ -143,7 +148,7 @@ async def startup(data_dir: Path, key_hex: str) -> None:
 
     async with (
         EmbeddedNode(data_dir) as node,
-        Client(node, KeyPair.from_private_key_hex(key_hex)) as client,
+        Client(node, load_identity(data_dir)) as client,
         Chat(client) as chat,
     ):
         app = ChatApp(chat, name="alice")
@@ -160,26 +165,28 @@ def main() -> None:
         asyncio.run(bob(Path(sys.argv[2]), sys.argv[3], sys.argv[4]))
         return
     if len(sys.argv) > 1 and sys.argv[1] == "--startup":
-        asyncio.run(startup(Path(sys.argv[2]), sys.argv[3]))
+        asyncio.run(startup(Path(sys.argv[2])))
         return
     parser = argparse.ArgumentParser()
     parser.add_argument("--messages", type=int, default=100)
     parser.add_argument("--history", type=int, default=10_000)
+    parser.add_argument("--data-dir", type=Path, default=None, help="reuse (or fill once) this history")
     args = parser.parse_args()
 
-    values = asyncio.run(latency(args.messages))
-    print(f"typed in one app -> rendered in the other's timeline (two processes), {len(values)} messages, ms")
-    print(f"  p50 {pct(values, 0.5):7.1f}  p99 {pct(values, 0.99):7.1f}   (aim p50 < 100)")
+    if args.messages:
+        values = asyncio.run(latency(args.messages))
+        print(f"typed in one app -> rendered in the other's timeline (two processes), {len(values)} messages, ms")
+        print(f"  p50 {pct(values, 0.5):7.1f}  p99 {pct(values, 0.99):7.1f}   (aim p50 < 100)", flush=True)
 
-    data_dir = Path(tempfile.mkdtemp(prefix="bench-chat-history-"))
-    key_pair = KeyPair.generate()
-    start = time.perf_counter()
-    asyncio.run(fill(data_dir, key_pair, args.history))
-    print(f"  (wrote {args.history} messages of history in {time.perf_counter() - start:.0f} s)", flush=True)
+    data_dir = args.data_dir or Path(tempfile.mkdtemp(prefix="bench-chat-history-"))
+    if not identity_path(data_dir).exists():
+        start = time.perf_counter()
+        asyncio.run(fill(data_dir, args.history))
+        print(f"  (wrote {args.history} messages of history in {time.perf_counter() - start:.0f} s)", flush=True)
     for run in range(3):
         spawned = time.time()
         line = subprocess.run(
-            [sys.executable, __file__, "--startup", str(data_dir), key_pair.private_key().hex()],
+            [sys.executable, __file__, "--startup", str(data_dir)],
             cwd=ROOT,
             check=True,
             capture_output=True,
