@@ -199,7 +199,9 @@ async def test_errors_are_notices_search_whoami_help_and_network(tmp_path: Path)
             await type_line(pilot, "/new solo")
             await _settle(pilot, lambda: app.current is not None, "solo")
             await type_line(pilot, "written while offline")
-            await _settle(pilot, lambda: "written while offline · sent" in timeline_text(app), "sent to the local node")
+            # Bob's node is connected by now and takes every entry: "sent" (on alice's node) becomes
+            # "delivered" (a peer node has it).
+            await _settle(pilot, lambda: "written while offline · delivered" in timeline_text(app), "delivered")
             await type_line(pilot, "/new team")
             await _settle(pilot, lambda: app.current is not None, "team")
             await type_line(pilot, "/add nothex")
