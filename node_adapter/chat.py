@@ -12,7 +12,11 @@ What it adds to the client's groups and messages:
   count of envelopes from before this member joined a ratchet chat;
 - files: `send_file` cuts a file into `chat_file_piece` documents inside envelopes, `save_file` puts it
   together and checks its digest;
-- the network state: connected peers and the time data last arrived.
+- the network state: connected peers and the time data last arrived;
+- "delivered" for own messages a peer node has (embedded node only): the replication sessions' view of
+  our logs' heights at connected peers, kept in the chat store so the mark survives restarts. It means
+  the entry was written to a peer node's session or reported by it; the protocol has no receipt, and
+  whether the peer's member could decrypt it is not known.
 
 Checks (named in the tests):
 - CH1 a display name is 1-64 printable characters;
@@ -29,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -47,6 +52,7 @@ from node_adapter.errors import NodeAdapterError
 from node_adapter.group import Group, Message
 from node_adapter.safety import fingerprint, safety_number
 from p2panda.document import Document
+from p2panda.entry.decode import decode_entry
 from p2panda.errors import P2PandaError
 from p2panda.identity import PublicKey
 from p2panda.operation.value import OperationValue
@@ -170,6 +176,10 @@ class Chat:
         # log id (a fork the node refuses). Front ends hold it around their writes too.
         self.lock = asyncio.Lock()  # MLS members per group when we last wrote our profile
         self.last_sync: float | None = None
+        self._positions: dict[str, tuple[int, int]] = {}  # own envelope id -> (log id, seq num)
+        # Built messages per group, kept up to date one document per event (a timeline of 10 000
+        # messages is not rebuilt on every refresh); dropped on events that may change many documents.
+        self._messages: dict[str, dict[str, Message]] = {}
 
     async def __aenter__(self) -> Self:
         await self.start()
@@ -241,6 +251,8 @@ class Chat:
     async def _on_event(self, event: ClientEvent) -> None:
         self.last_sync = time.time()
         mention = False
+        if event.kind not in ("message", "membership"):
+            self._messages.pop(event.group_id, None)  # a rollback or a commit: rebuilt when next shown
         if event.kind == "message" and event.document_id is not None:
             mention = self._index_one(event.group_id, event.document_id)
         elif event.kind == "joined":
@@ -254,14 +266,39 @@ class Chat:
         self._emit(ChatEvent(event.kind, event.group_id, event.document_id, mention))
 
     async def _watch_network(self) -> None:
-        """Peers come and go without a client event: poll the count (cheap) and say when it changed."""
+        """Peers come and go, and take our entries, without a client event: poll both (cheap) and say
+        when they changed."""
         last = -1
         while True:
             peers = self.network().peers
             if peers != last:
                 last = peers
                 self._emit(ChatEvent("network", ""))
+            node = self.client.node
+            replication = node.replication if isinstance(node, EmbeddedNode) else None
+            if replication is not None and self.store.raise_delivered(replication.peer_heights(self.client.me)):
+                self._emit(ChatEvent("delivered", ""))
             await asyncio.sleep(0.5)
+
+    def _position(self, message_id: str) -> tuple[int, int] | None:
+        if message_id not in self._positions:
+            for row in self.client.store.outbox():
+                if row.id not in self._positions:
+                    entry = decode_entry(row.entry)
+                    self._positions[row.id] = (entry.log_id, entry.seq_num)
+        return self._positions.get(message_id)
+
+    def _with_delivery(self, messages: list[Message]) -> list[Message]:
+        """Own sent messages a peer node has are marked "delivered"."""
+        delivered = self.store.delivered()
+        out = []
+        for m in messages:
+            if m.state == "sent":
+                position = self._position(m.id)
+                if position is not None and delivered.get(position[0], 0) >= position[1]:
+                    m = dataclasses.replace(m, state="delivered")
+            out.append(m)
+        return out
 
     # --- the index ----------------------------------------------------------------------------------
 
@@ -278,6 +315,7 @@ class Chat:
         """Bring a group's index up to date with the client's messages."""
         indexed = self.store.indexed(group.id)
         messages = await group.messages()
+        self._messages[group.id] = {m.id: m for m in messages}
         live = {m.id for m in messages}
         self.store.index([self._indexed(group.id, m) for m in messages if indexed.get(m.id) != m.text])
         self.store.unindex([i for i in indexed if i not in live])
@@ -295,20 +333,27 @@ class Chat:
             return False
         if doc.schema_id != CHAT_MESSAGE_SCHEMA.id:
             return False
+        cached = self._messages.get(group_id)
         if doc.is_deleted:
             self.store.unindex([document_id])
+            if cached is not None:
+                cached.pop(document_id, None)
             return False
         fields = doc.fields or {}
-        lamport = fields.get("lamport")
+        lamport, reply_to = fields.get("lamport"), fields.get("reply_to")
+        outbox = self.client.store.outbox_state(document_id) if doc.owner == self.me else None
         message = Message(
             document_id,
             doc.owner,
             str(fields.get("text", "")),
-            None,
+            reply_to if isinstance(reply_to, str) and reply_to else None,
             lamport if isinstance(lamport, int) else 0,
             doc.is_edited,
-            "received",
+            outbox[0] if outbox else "received",
+            outbox[1] if outbox else None,
         )
+        if cached is not None:
+            cached[document_id] = message
         new = document_id == envelope_id
         indexed = self._indexed(group_id, message)
         self.store.index([indexed])
@@ -443,9 +488,22 @@ class Chat:
 
     async def timeline(self, group: Group) -> Timeline:
         hidden = self.store.hidden()
-        messages = [m for m in await group.messages() if m.id not in hidden]
+        messages = self._with_delivery([m for m in await self.messages(group) if m.id not in hidden])
         undecryptable = [(i, r or "") for i, s, r in self.client.store.statuses(group.id, "envelope") if s == "refused"]
         return Timeline(messages, self.files(group), undecryptable, group.unavailable(), not group.is_member)
+
+    async def messages(self, group: Group) -> list[Message]:
+        """`group.messages()`, from the built messages kept per group; outbox states are read again for
+        own messages not sent yet (the client publishes them without an event)."""
+        cached = self._messages.get(group.id)
+        if cached is None:
+            cached = self._messages[group.id] = {m.id: m for m in await group.messages()}
+        for m in list(cached.values()):
+            if m.state in ("pending", "failed"):
+                outbox = self.client.store.outbox_state(m.id)
+                if outbox is not None and outbox != (m.state, m.error):
+                    cached[m.id] = dataclasses.replace(m, state=outbox[0], error=outbox[1])
+        return sorted(cached.values(), key=lambda m: (m.lamport, m.author.hex(), m.id))
 
     async def retry(self, group: Group, message: Message) -> str:
         """Send a failed message again (a new message with the same text); the failed copy is hidden."""

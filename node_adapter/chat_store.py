@@ -1,5 +1,6 @@
 """The chat's local state in one SQLite file beside the client's (`chat-<key16>.sqlite3`): a full-text
-index (SQLite FTS5) of decrypted messages, read marks, verified keys, drafts and settings.
+index (SQLite FTS5) of decrypted messages, read marks, verified keys, drafts and settings, and
+how far a peer node has our own logs (for "delivered" marks).
 
 The file holds decrypted text, so it is created 0600 like the client's state. It is an index: every row
 can be rebuilt from the client's state (`Chat.start` re-indexes what is missing), so it is written with
@@ -28,6 +29,7 @@ CREATE TABLE IF NOT EXISTS drafts (group_id TEXT PRIMARY KEY, text TEXT NOT NULL
 CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS muted (group_id TEXT PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS hidden (id TEXT PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS delivered (log_id INTEGER PRIMARY KEY, seq_num INTEGER NOT NULL);
 """
 
 
@@ -191,3 +193,16 @@ class ChatStore:
 
     def hide(self, message_id: str) -> None:
         self._conn.execute("INSERT OR IGNORE INTO hidden (id) VALUES (?)", (message_id,))
+
+    # --- delivery to peer nodes ----------------------------------------------------------------------
+
+    def delivered(self) -> dict[int, int]:
+        """Per own log, the highest seq num a peer node was seen to have (kept across restarts)."""
+        return {int(r[0]): int(r[1]) for r in self._conn.execute("SELECT log_id, seq_num FROM delivered")}
+
+    def raise_delivered(self, heights: dict[int, int]) -> bool:
+        """Merge heights (a height never goes down); True when any went up."""
+        known = self.delivered()
+        higher = [(log_id, seq) for log_id, seq in heights.items() if seq > known.get(log_id, 0)]
+        self._conn.executemany("INSERT OR REPLACE INTO delivered (log_id, seq_num) VALUES (?, ?)", higher)
+        return bool(higher)

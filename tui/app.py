@@ -196,7 +196,9 @@ class ChatApp(App[None]):
             return
         group = Group(self.chat.client, self.current)
         data = await self.chat.timeline(group)
-        timeline.show(entries_of(data, self.chat.me, self.chat.name_of), self.notices.get(self.current, []))
+        skip = max(0, len(data.messages) + len(data.files) - timeline.window)  # rendered only when loaded
+        entries = entries_of(data, self.chat.me, self.chat.name_of, skip=skip)
+        timeline.show(entries, self.notices.get(self.current, []), older=skip)
         infos = await self.chat.members(group)
         members.show(infos, self.chat.client.me)
         mode = "history shared with joiners" if group.history else "ratchet: no history for joiners"

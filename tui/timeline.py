@@ -43,11 +43,14 @@ def _state(m: Message, me: PublicKey) -> Content:
         return Content.styled(" · pending", "$warning")
     if m.state == "failed":
         return Content.styled(f" · failed: {m.error} (y retries)", "bold $error")
-    return Content.styled(" · sent", "dim")
+    if m.state == "delivered":
+        return Content.styled(" · delivered", "dim $success")  # a peer node has it
+    return Content.styled(" · sent", "dim")  # on our node, no peer node has it yet
 
 
-def entries_of(timeline: Timeline, me: PublicKey, name_of: Callable[[PublicKey], str]) -> list[Entry]:
-    """The entries of a chat in order: what cannot be read first, then messages and files by lamport."""
+def entries_of(timeline: Timeline, me: PublicKey, name_of: Callable[[PublicKey], str], *, skip: int = 0) -> list[Entry]:
+    """The entries of a chat in order: what cannot be read first, then messages and files by lamport.
+    The `skip` oldest messages and files are left out (not rendered at all: long histories stay cheap)."""
     out: list[Entry] = []
     if timeline.unavailable:
         out.append(
@@ -66,7 +69,7 @@ def entries_of(timeline: Timeline, me: PublicKey, name_of: Callable[[PublicKey],
     items: list[tuple[int, str, Message | FileInfo]] = [(m.lamport, m.id, m) for m in timeline.messages]
     items += [(f.lamport, f.id, f) for f in timeline.files]
     items.sort(key=lambda i: (i[0], i[1]))
-    for _, _, item in items:
+    for _, _, item in items[skip:]:
         author = Content.styled(name_of(item.author), "bold $accent" if item.author != me else "bold $primary")
         if isinstance(item, FileInfo):
             progress = "" if item.received >= item.pieces else f" ({item.received}/{item.pieces} pieces)"
@@ -132,16 +135,17 @@ class TimelineView(OptionList):
         self.entries: list[Entry] = []
         self._pinned = True
 
-    def show(self, entries: list[Entry], notices: list[Content]) -> None:
-        """Replace the entries; keeps the place unless the view is at the newest entry."""
+    def show(self, entries: list[Entry], notices: list[Content], older: int = 0) -> None:
+        """Replace the entries (`older` more before them were not rendered); keeps the place unless the
+        view is at the newest entry."""
         pinned = self.max_scroll_y == 0 or self.scroll_y >= self.max_scroll_y - 1
         scroll_y = self.scroll_y
         selected = self.highlighted_id()
         shown = entries[-self.window :]
         self.entries = entries
         options: list[Option] = []
-        if len(entries) > len(shown):
-            older = len(entries) - len(shown)
+        older += len(entries) - len(shown)
+        if older:
             options.append(Option(Content.styled(f"↑ {older} older messages (Enter loads them)", "dim"), id=OLDER))
         options += [Option(e.content, id=e.id) for e in shown]
         options += [Option(n, id=f"n:{i}") for i, n in enumerate(notices)]

@@ -142,3 +142,15 @@ async def test_verification_is_kept_and_files_travel_encrypted(tmp_path: Path) -
     finally:
         await bob.stop()
         await alice.stop()
+
+
+def test_delivered_heights_only_go_up_and_survive_a_reopen(tmp_path: Path) -> None:
+    from node_adapter.chat_store import ChatStore
+
+    store = ChatStore(tmp_path / "chat.sqlite3")
+    assert store.raise_delivered({1: 3, 2: 1}) is True
+    assert store.raise_delivered({1: 2}) is False  # a session that knows less does not lower it
+    assert store.raise_delivered({1: 3, 2: 1}) is False
+    assert store.raise_delivered({2: 5}) is True
+    store.close()
+    assert ChatStore(tmp_path / "chat.sqlite3").delivered() == {1: 3, 2: 5}

@@ -86,5 +86,17 @@ class Terminal:
                 raise AssertionError(f"{self.name}'s screen still shows {text!r}:\n{screen}")
             time.sleep(0.2)
 
+    def running(self) -> bool:
+        out = subprocess.run(["tmux", "-S", self.socket, "has-session", "-t", self.name], capture_output=True)
+        return out.returncode == 0
+
+    def wait_exit(self, timeout: float = 30.0) -> None:
+        """Wait until the process ended (its tmux session closes with it)."""
+        deadline = time.monotonic() + timeout
+        while self.running():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{self.name}'s process did not exit; its screen:\n{self.screen()}")
+            time.sleep(0.2)
+
     def close(self) -> None:
         subprocess.run(["tmux", "-S", self.socket, "kill-server"], check=False, capture_output=True)

@@ -199,7 +199,9 @@ async def test_errors_are_notices_search_whoami_help_and_network(tmp_path: Path)
             await type_line(pilot, "/new solo")
             await _settle(pilot, lambda: app.current is not None, "solo")
             await type_line(pilot, "written while offline")
-            await _settle(pilot, lambda: "written while offline · sent" in timeline_text(app), "sent to the local node")
+            # Bob's node is connected by now and takes every entry: "sent" (on alice's node) becomes
+            # "delivered" (a peer node has it).
+            await _settle(pilot, lambda: "written while offline · delivered" in timeline_text(app), "delivered")
             await type_line(pilot, "/new team")
             await _settle(pilot, lambda: app.current is not None, "team")
             await type_line(pilot, "/add nothex")
@@ -304,5 +306,29 @@ async def test_command_palette_runs_and_prefills_slash_commands(tmp_path: Path) 
             await _settle(pilot, lambda: app.query_one(Composer).text == "/new ", "the prefilled command")
             await pilot.press(*"team", "enter")
             await _settle(pilot, lambda: app.current is not None, "the chat made from the palette")
+    finally:
+        await alice.stop()
+
+
+async def test_long_history_renders_the_newest_window_and_loads_older_on_demand(tmp_path: Path) -> None:
+    alice = await Person(tmp_path, "alice").start()
+    try:
+        group = await alice.c().client.create_group("long")
+        for i in range(7):
+            await group.send(f"old message {i}")
+        app = alice.app()
+        async with app.run_test(size=(80, 24)) as pilot:
+            view = app.query_one(TimelineView)
+            view.window = 3  # as WINDOW (500) is to a 10 000-message chat
+            app.mark_dirty()
+            await _settle(pilot, lambda: "↑ 4 older messages" in timeline_text(app), "older line")
+            text = timeline_text(app)
+            assert "old message 6" in text and "old message 4" in text and "old message 3" not in text
+            assert view.option_count == 1 + 3 + len(app.notices.get(group.id, []))  # only those are rendered
+            view.focus()
+            view.highlighted = 0
+            await pilot.press("enter")  # loads the next window (WINDOW more: all of them here)
+            await _settle(pilot, lambda: "old message 0" in timeline_text(app), "loaded the older ones")
+            assert "older messages" not in timeline_text(app)
     finally:
         await alice.stop()

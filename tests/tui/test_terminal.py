@@ -65,7 +65,7 @@ def test_two_terminals_chat_edit_delete_and_removal(tmp_path: Path) -> None:
         bob.wait_for("you were removed from this chat")
         before = envelopes_stored(bob.data_dir, ENVELOPE)
         alice.type("after you left")
-        alice.wait_for("alice: after you left · sent")
+        alice.wait_for("alice: after you left · delivered")  # bob's node has it
         # Positive control: the envelope reaches Bob's node, and still his screen does not show the text.
         deadline = time.monotonic() + 30
         while envelopes_stored(bob.data_dir, ENVELOPE) <= before:

@@ -124,6 +124,7 @@ class Replication:
         self.admit = Admit(config.allow, config.block)
         self.rejected: collections.deque[Rejected] = collections.deque(maxlen=1000)
         self.connected: set[str] = set()  # node keys with a running session
+        self._sessions: set[_Session] = set()
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._discovery: Discovery | None = None
@@ -134,6 +135,16 @@ class Replication:
         if self._server is None:
             raise RuntimeError("replication is not started")
         return int(self._server.sockets[0].getsockname()[1])
+
+    def peer_heights(self, public_key: str) -> dict[int, int]:
+        """Per log of `public_key`, the highest seq num a connected peer node has: reported by it, sent
+        by it, or written to its session by us (in log order). Read-only; for "delivered" marks."""
+        out: dict[int, int] = {}
+        for session in self._sessions:
+            for (author, log_id), seq_num in session.peer_heights.items():
+                if author == public_key and seq_num > out.get(log_id, 0):
+                    out[log_id] = seq_num
+        return out
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._accepted, self.config.host, self.config.port)
@@ -241,6 +252,7 @@ class Replication:
         log.info("replicating with %s", peer)
         self.connected.add(peer)
         session = _Session(self, stream, initiator)
+        self._sessions.add(session)
         try:
             await session.run()
         except (StreamClosed, ConnectionError) as exc:
@@ -249,6 +261,7 @@ class Replication:
             log.warning("%s sent an invalid message: %s", peer, exc)
         finally:
             self.connected.discard(peer)
+            self._sessions.discard(session)
             self.node.unwatch_entries(session.watch)
             await stream.close()
 
@@ -270,13 +283,19 @@ class _Session:
         self.drained = asyncio.Event()
 
     async def run(self) -> None:
+        # Either side ending ends the session: in live mode the sender waits for new entries, so a peer
+        # that went away is noticed by the receiver (its stream closed), not only at our next write.
         receiving = asyncio.ensure_future(self._receive())
+        sending = asyncio.ensure_future(self._send())
         try:
-            await self._send()
+            done, _ = await asyncio.wait({receiving, sending}, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                task.result()
         finally:
-            receiving.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await receiving
+            for task in (sending, receiving):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
 
     async def _send(self) -> None:
         heights = await self.node.db.read(lambda conn: Store(conn).all_log_heights())
