@@ -88,6 +88,9 @@ log = logging.getLogger("node_adapter.client")
 
 KEY_PACKAGE_TARGET = 3  # single-use key packages kept published, besides the last-resort one
 _PAGE = 200
+# An embedded node filters a collection in memory for every page, so a sweep of a long history costs
+# pages x documents: in-process, larger pages cost nothing else (a remote node's GraphQL limits apply).
+_EMBEDDED_PAGE = 5000
 
 
 @dataclass(frozen=True, slots=True)
@@ -675,7 +678,8 @@ class Client:
     async def _all(self, schema: Schema, filter: Mapping[str, Mapping[str, Any]]) -> AsyncIterator[DocumentView]:
         after: str | None = None
         while True:
-            page = await self.node.query(schema, filter=filter, first=_PAGE, after=after)
+            first = _EMBEDDED_PAGE if isinstance(self.node, EmbeddedNode) else _PAGE
+            page = await self.node.query(schema, filter=filter, first=first, after=after)
             for view in page.documents:
                 yield view
             if not page.has_next:
