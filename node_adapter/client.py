@@ -686,6 +686,14 @@ class Client:
                 return
             after = page.end_cursor
 
+    def _refuse_malformed(self, view: DocumentView, kind: str, exc: MalformedDocument) -> None:
+        """D1-D4 failed: recorded as refused when it names a group of ours, ignored otherwise."""
+        group = (view.fields or {}).get("group")
+        if isinstance(group, Relation) and self.store.group(group.document_id.hex()) is not None:
+            with self.store.write() as tx:
+                tx.processed(view.id.hex(), group.document_id.hex(), kind, "refused", _refusal(exc))
+            self._emit("refused", group.document_id.hex(), view.id.hex())
+
     def _known(self, doc_id: str) -> bool:
         return self.store.status(doc_id) is not None or self.store.is_pending(doc_id)
 
@@ -697,10 +705,7 @@ class Client:
         try:
             doc = CommitDoc.parse(doc_id, view.owner.hex(), view.fields)
         except MalformedDocument as exc:
-            group = (view.fields or {}).get("group")
-            if isinstance(group, Relation) and self.store.group(group.document_id.hex()) is not None:
-                with self.store.write() as tx:
-                    tx.processed(doc_id, group.document_id.hex(), "commit", "refused", _refusal(exc))
+            self._refuse_malformed(view, "commit", exc)
             return None
         record = self.store.group(doc.group)
         if record is None:
@@ -720,11 +725,7 @@ class Client:
         try:
             doc = EnvelopeDoc.parse(doc_id, view.owner.hex(), view.fields)
         except MalformedDocument as exc:
-            group = (view.fields or {}).get("group")
-            if isinstance(group, Relation) and self.store.group(group.document_id.hex()) is not None:
-                with self.store.write() as tx:
-                    tx.processed(doc_id, group.document_id.hex(), "envelope", "refused", _refusal(exc))
-                self._emit("refused", group.document_id.hex(), doc_id)
+            self._refuse_malformed(view, "envelope", exc)
             return None
         if self.store.group(doc.group) is None:
             return None
