@@ -38,7 +38,9 @@ pub fn value_json(value: &OperationValue) -> Value {
             let ids: Vec<Value> = r.iter().map(|d| json!(d.as_str())).collect();
             json!({"t": "relation_list", "v": ids})
         }
-        OperationValue::PinnedRelation(p) => json!({"t": "pinned_relation", "v": view_json(p.view_id())}),
+        OperationValue::PinnedRelation(p) => {
+            json!({"t": "pinned_relation", "v": view_json(p.view_id())})
+        }
         OperationValue::PinnedRelationList(p) => {
             let views: Vec<Value> = p.iter().map(view_json).collect();
             json!({"t": "pinned_relation_list", "v": views})
@@ -72,18 +74,25 @@ pub fn describe_entry(bytes: &[u8]) -> Value {
 /// A schema given as JSON: {"id": schema id} for system schemas, plus "fields": [[name, type], ...]
 /// for application schemas.
 pub fn schema_from_json(spec: &Value) -> Result<Schema, String> {
-    let id = SchemaId::new(spec["id"].as_str().ok_or("schema id missing")?).map_err(|e| e.to_string())?;
+    let id = SchemaId::new(spec["id"].as_str().ok_or("schema id missing")?)
+        .map_err(|e| e.to_string())?;
     if let SchemaId::Application(_, _) = id {
         let mut fields = vec![];
         for pair in spec["fields"].as_array().ok_or("schema fields missing")? {
             let name = pair[0].as_str().ok_or("field name")?.to_string();
-            let field_type = FieldType::from_str(pair[1].as_str().ok_or("field type")?).map_err(|e| e.to_string())?;
+            let field_type = FieldType::from_str(pair[1].as_str().ok_or("field type")?)
+                .map_err(|e| e.to_string())?;
             fields.push((name, field_type));
         }
-        let borrowed: Vec<(&str, FieldType)> = fields.iter().map(|(n, t)| (n.as_str(), t.clone())).collect();
+        let borrowed: Vec<(&str, FieldType)> = fields
+            .iter()
+            .map(|(n, t)| (n.as_str(), t.clone()))
+            .collect();
         Schema::new(&id, "differential test", &borrowed).map_err(|e| e.to_string())
     } else {
-        Schema::get_system(id).map(|s| s.to_owned()).map_err(|e| e.to_string())
+        Schema::get_system(id)
+            .map(|s| s.to_owned())
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -125,7 +134,10 @@ pub fn document_json(document: &Document, order: &[OperationId]) -> Value {
     let fields = document.fields().map(|fields| {
         let mut map = Map::new();
         for (name, value) in fields.iter() {
-            map.insert(name.to_string(), json!({"value": value_json(value.value()), "writer": value.id().as_str()}));
+            map.insert(
+                name.to_string(),
+                json!({"value": value_json(value.value()), "writer": value.id().as_str()}),
+            );
         }
         Value::Object(map)
     });
@@ -161,7 +173,11 @@ pub fn describe_document(operations: &[Value], schema: &Value, views: &[Value]) 
             Ok(operation) => operation,
             Err(err) => return err,
         };
-        published.push((encoded.hash().into(), operation, entry.public_key().to_owned()));
+        published.push((
+            encoded.hash().into(),
+            operation,
+            entry.public_key().to_owned(),
+        ));
     }
     let builder = DocumentBuilder::new(published);
     let build = |result: Result<(Document, Vec<Published>), _>| match result {
@@ -176,7 +192,12 @@ pub fn describe_document(operations: &[Value], schema: &Value, views: &[Value]) 
     for view in views {
         let ids: Vec<OperationId> = view
             .as_array()
-            .map(|ids| ids.iter().filter_map(|id| id.as_str()).filter_map(|id| id.parse().ok()).collect())
+            .map(|ids| {
+                ids.iter()
+                    .filter_map(|id| id.as_str())
+                    .filter_map(|id| id.parse().ok())
+                    .collect()
+            })
             .unwrap_or_default();
         older.push(build(builder.build_to_view_id(DocumentViewId::new(&ids))));
     }

@@ -20,8 +20,8 @@ use p2panda_rs::hash::Hash;
 use p2panda_rs::identity::KeyPair;
 use p2panda_rs::operation::encode::encode_operation;
 use p2panda_rs::operation::{
-    EncodedOperation, OperationAction, OperationBuilder, OperationId, OperationValue, PinnedRelation,
-    PinnedRelationList, Relation, RelationList,
+    EncodedOperation, OperationAction, OperationBuilder, OperationId, OperationValue,
+    PinnedRelation, PinnedRelationList, Relation, RelationList,
 };
 use p2panda_rs::schema::SchemaId;
 use rand::seq::SliceRandom;
@@ -64,7 +64,10 @@ fn random_key_pair(rng: &mut ChaCha8Rng) -> (KeyPair, String) {
     let mut seed = [0u8; 32];
     rng.fill_bytes(&mut seed);
     let private = hex::encode(seed);
-    (KeyPair::from_private_key_str(&private).expect("32 bytes are a private key"), private)
+    (
+        KeyPair::from_private_key_str(&private).expect("32 bytes are a private key"),
+        private,
+    )
 }
 
 fn random_name(rng: &mut ChaCha8Rng, max: usize) -> String {
@@ -99,10 +102,18 @@ fn random_float(rng: &mut ChaCha8Rng) -> f64 {
         2 => f64::from_bits(sign | exp | quiet | ((rng.gen::<u64>() & 0x3f_ffff) << 29)),
         3 => f64::from_bits(sign | exp | quiet | (rng.gen::<u64>() & 0x7_ffff_ffff_ffff).max(1)),
         4 => f64::from_bits(sign | exp | ((rng.gen::<u64>() & 0x7_ffff_ffff_ffff) | 1)),
-        5 => [f64::INFINITY, f64::NEG_INFINITY, 0.0, -0.0, f64::MIN_POSITIVE, f64::MAX, f64::MIN][rng.gen_range(0..7)],
+        5 => [
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            0.0,
+            -0.0,
+            f64::MIN_POSITIVE,
+            f64::MAX,
+            f64::MIN,
+        ][rng.gen_range(0..7)],
         6 => f64::from_bits(sign | (rng.gen::<u64>() & 0xf_ffff_ffff_ffff)), // subnormal
-        7 => (rng.gen_range(-2048i32..2048) as f64) / 8.0,                  // f16-exact
-        8 => rng.gen::<f32>() as f64 * 1e6,                                   // f32-exact
+        7 => (rng.gen_range(-2048i32..2048) as f64) / 8.0,                   // f16-exact
+        8 => rng.gen::<f32>() as f64 * 1e6,                                  // f32-exact
         9 => f64::from(half_exact(rng)),
         _ => f64::from_bits(rng.gen::<u64>()),
     }
@@ -147,7 +158,9 @@ fn random_int(rng: &mut ChaCha8Rng) -> i64 {
 }
 
 fn random_string(rng: &mut ChaCha8Rng) -> String {
-    let pieces = ["a", "Z", "_", " ", "ß", "é", "漢", "🐼", "\u{0}", "\n", "\"", "\\", "\u{ffff}"];
+    let pieces = [
+        "a", "Z", "_", " ", "ß", "é", "漢", "🐼", "\u{0}", "\n", "\"", "\\", "\u{ffff}",
+    ];
     let len = rng.gen_range(0..30);
     (0..len).map(|_| *pieces.choose(rng).unwrap()).collect()
 }
@@ -159,7 +172,9 @@ fn random_value(rng: &mut ChaCha8Rng, field_type: &str) -> OperationValue {
         "float" => OperationValue::Float(random_float(rng)),
         "str" => OperationValue::String(random_string(rng)),
         "bytes" => {
-            let len = *[0usize, 1, 23, 24, 34, 255, 256, rng.gen_range(0..64)].choose(rng).unwrap();
+            let len = *[0usize, 1, 23, 24, 34, 255, 256, rng.gen_range(0..64)]
+                .choose(rng)
+                .unwrap();
             let mut data = vec![0u8; len];
             rng.fill_bytes(&mut data);
             OperationValue::Bytes(data)
@@ -167,16 +182,21 @@ fn random_value(rng: &mut ChaCha8Rng, field_type: &str) -> OperationValue {
         "relation" => OperationValue::Relation(Relation::new(random_hash(rng).into())),
         "relation_list" => {
             let n = rng.gen_range(0..5);
-            let mut ids: Vec<p2panda_rs::document::DocumentId> = (0..n).map(|_| random_hash(rng).into()).collect();
+            let mut ids: Vec<p2panda_rs::document::DocumentId> =
+                (0..n).map(|_| random_hash(rng).into()).collect();
             if n > 0 && rng.gen_bool(0.3) {
                 ids.push(ids[0].clone()); // duplicates and order are kept
             }
             OperationValue::RelationList(RelationList::new(ids))
         }
-        "pinned_relation" => OperationValue::PinnedRelation(PinnedRelation::new(random_view(rng, 3))),
+        "pinned_relation" => {
+            OperationValue::PinnedRelation(PinnedRelation::new(random_view(rng, 3)))
+        }
         _ => {
             let n = rng.gen_range(0..4);
-            OperationValue::PinnedRelationList(PinnedRelationList::new((0..n).map(|_| random_view(rng, 3)).collect()))
+            OperationValue::PinnedRelationList(PinnedRelationList::new(
+                (0..n).map(|_| random_view(rng, 3)).collect(),
+            ))
         }
     }
 }
@@ -205,7 +225,10 @@ impl RandomSchema {
                 (name, field_type)
             })
             .collect();
-        Self { id: random_schema_id(rng), fields }
+        Self {
+            id: random_schema_id(rng),
+            fields,
+        }
     }
 
     fn json(&self) -> Value {
@@ -245,12 +268,27 @@ fn build_operation(
 
 fn random_operation(rng: &mut ChaCha8Rng, schema: &RandomSchema) -> EncodedOperation {
     match rng.gen_range(0..5) {
-        0 | 1 => build_operation(schema, OperationAction::Create, None, schema.fields(rng, true)),
+        0 | 1 => build_operation(
+            schema,
+            OperationAction::Create,
+            None,
+            schema.fields(rng, true),
+        ),
         2 | 3 => {
             let previous = random_view(rng, 3);
-            build_operation(schema, OperationAction::Update, Some(&previous), schema.fields(rng, false))
+            build_operation(
+                schema,
+                OperationAction::Update,
+                Some(&previous),
+                schema.fields(rng, false),
+            )
         }
-        _ => build_operation(schema, OperationAction::Delete, Some(&random_view(rng, 3)), vec![]),
+        _ => build_operation(
+            schema,
+            OperationAction::Delete,
+            Some(&random_view(rng, 3)),
+            vec![],
+        ),
     }
 }
 
@@ -285,8 +323,16 @@ fn gen_entry(rng: &mut ChaCha8Rng) -> Value {
     let payload = random_operation(rng, &schema);
     // sign_entry keeps a skiplink it was given even where none belongs (the entry then fails to
     // decode), so give one only where the seq num requires it.
-    let backlink = if seq_num > 1 { Some(random_hash(rng)) } else { None };
-    let skiplink = if skiplink_required(seq_num) { Some(random_hash(rng)) } else { None };
+    let backlink = if seq_num > 1 {
+        Some(random_hash(rng))
+    } else {
+        None
+    };
+    let skiplink = if skiplink_required(seq_num) {
+        Some(random_hash(rng))
+    } else {
+        None
+    };
     let entry = sign_entry(
         &LogId::new(log_id),
         &SeqNum::new(seq_num).unwrap(),
@@ -321,7 +367,11 @@ struct Writer {
 
 fn tips(known: &BTreeSet<String>, previous: &HashMap<String, Vec<String>>) -> Vec<String> {
     let followed: BTreeSet<&String> = known.iter().flat_map(|id| previous[id].iter()).collect();
-    known.iter().filter(|id| !followed.contains(id)).cloned().collect()
+    known
+        .iter()
+        .filter(|id| !followed.contains(id))
+        .cloned()
+        .collect()
 }
 
 fn ancestors(id: &str, previous: &HashMap<String, Vec<String>>) -> BTreeSet<String> {
@@ -368,7 +418,11 @@ fn gen_document(rng: &mut ChaCha8Rng) -> Value {
     };
 
     for step in 0..n_ops {
-        let w = if step == 0 { 0 } else { rng.gen_range(0..writers.len()) };
+        let w = if step == 0 {
+            0
+        } else {
+            rng.gen_range(0..writers.len())
+        };
         if step > 0 {
             // sync: learn everything, or what another writer knows
             if rng.gen_bool(0.35) {
@@ -379,7 +433,8 @@ fn gen_document(rng: &mut ChaCha8Rng) -> Value {
                 let theirs = writers[other].known.clone();
                 writers[w].known.extend(theirs);
             }
-            if writers[w].known.is_empty() || writers[w].known.iter().any(|id| deletes.contains(id)) {
+            if writers[w].known.is_empty() || writers[w].known.iter().any(|id| deletes.contains(id))
+            {
                 continue; // a node refuses to write on a document it knows is deleted
             }
         }
@@ -390,18 +445,28 @@ fn gen_document(rng: &mut ChaCha8Rng) -> Value {
             let mut prev = tips(&writers[w].known, &previous);
             if rng.gen_bool(0.04) {
                 // a previous naming an operation together with one of its ancestors
-                let all_ancestors: BTreeSet<String> =
-                    prev.iter().flat_map(|id| ancestors(id, &previous)).filter(|id| !prev.contains(id)).collect();
+                let all_ancestors: BTreeSet<String> = prev
+                    .iter()
+                    .flat_map(|id| ancestors(id, &previous))
+                    .filter(|id| !prev.contains(id))
+                    .collect();
                 if let Some(extra) = all_ancestors.iter().collect::<Vec<_>>().choose(rng) {
                     prev.push((*extra).clone());
                     flags.insert("ancestor_in_previous");
                 }
             }
-            let action = if rng.gen_bool(delete_rate) { OperationAction::Delete } else { OperationAction::Update };
+            let action = if rng.gen_bool(delete_rate) {
+                OperationAction::Delete
+            } else {
+                OperationAction::Update
+            };
             let fields = schema.fields(rng, false);
             (action, Some(prev), clean(rng, fields))
         };
-        if fields.iter().any(|(_, v)| matches!(v, OperationValue::Float(f) if f.is_nan())) {
+        if fields
+            .iter()
+            .any(|(_, v)| matches!(v, OperationValue::Float(f) if f.is_nan()))
+        {
             flags.insert("nan");
         }
         let previous_view = prev_ids.as_ref().map(|ids| {
@@ -413,7 +478,9 @@ fn gen_document(rng: &mut ChaCha8Rng) -> Value {
         let seq_num = SeqNum::new(writer.entries.len() as u64 + 1).unwrap();
         let backlink = writer.entries.last().cloned();
         let skiplink = if skiplink_required(seq_num.as_u64()) {
-            seq_num.skiplink_seq_num().and_then(|s| writer.entries.get(s.as_u64() as usize - 1).cloned())
+            seq_num
+                .skiplink_seq_num()
+                .and_then(|s| writer.entries.get(s.as_u64() as usize - 1).cloned())
         } else {
             None
         };
@@ -434,11 +501,19 @@ fn gen_document(rng: &mut ChaCha8Rng) -> Value {
         if action == OperationAction::Delete {
             deletes.insert(id.clone());
         }
-        operations.push(json!([hex::encode(encoded.into_bytes()), hex::encode(payload.into_bytes())]));
+        operations.push(json!([
+            hex::encode(encoded.into_bytes()),
+            hex::encode(payload.into_bytes())
+        ]));
     }
 
     // older views: random sets of operations (the view is their ancestors)
-    let ids: Vec<String> = previous.keys().cloned().collect::<BTreeSet<_>>().into_iter().collect();
+    let ids: Vec<String> = previous
+        .keys()
+        .cloned()
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
     let views: Vec<Value> = (0..rng.gen_range(0..3))
         .map(|_| {
             let n = rng.gen_range(1..=ids.len().min(3));
@@ -465,15 +540,25 @@ fn verify(case: &Value) -> Value {
         "entry" => describe_entry(&hex_of("entry")),
         "operation" => describe_operation(&hex_of("operation"), &case["schema"]),
         "document" => describe_document(
-            case["operations"].as_array().map(|v| v.as_slice()).unwrap_or(&[]),
+            case["operations"]
+                .as_array()
+                .map(|v| v.as_slice())
+                .unwrap_or(&[]),
             &case["schema"],
-            case["views"].as_array().map(|v| v.as_slice()).unwrap_or(&[]),
+            case["views"]
+                .as_array()
+                .map(|v| v.as_slice())
+                .unwrap_or(&[]),
         ),
         "schema_id" => match SchemaId::new(case["text"].as_str().unwrap_or("")) {
             Ok(id) => json!({"ok": true, "id": id.to_string()}),
             Err(err) => json!({"ok": false, "error": err.to_string()}),
         },
-        "field_type" => match case["text"].as_str().unwrap_or("").parse::<p2panda_rs::schema::FieldType>() {
+        "field_type" => match case["text"]
+            .as_str()
+            .unwrap_or("")
+            .parse::<p2panda_rs::schema::FieldType>()
+        {
             Ok(field_type) => json!({"ok": true, "type": field_type.to_string()}),
             Err(err) => json!({"ok": false, "error": err.to_string()}),
         },
@@ -501,7 +586,8 @@ fn main() {
         }
         Some("verify") => {
             for line in std::io::stdin().lock().lines() {
-                let case: Value = serde_json::from_str(&line.expect("stdin")).expect("a JSON case per line");
+                let case: Value =
+                    serde_json::from_str(&line.expect("stdin")).expect("a JSON case per line");
                 writeln!(out, "{}", verify(&case)).unwrap();
             }
         }
