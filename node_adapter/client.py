@@ -415,17 +415,7 @@ class Client:
                 raise NotMember(f"{self.me} is no longer a member of group {group_id}")
             args = await self._next_args(None)
             plaintext = encode_operation(operation)
-            try:
-                epoch, ciphertext = self.engine.seal(record, plaintext)
-            except (MlsError, SecretGroupError):
-                self._discard()
-                raise
-            fields: dict[str, OperationValue] = {
-                "group": Relation(DocumentId.from_hex(group_id)),
-                "epoch": epoch,
-                "ciphertext": ciphertext,
-            }
-            envelope_id, entry, payload = self._sign(args, Operation.create(ENVELOPE_SCHEMA.id, fields))
+            epoch, envelope_id, entry, payload = self._seal_envelope(record, args, plaintext)
             row = InnerRow(
                 envelope_id,
                 group_id,
@@ -446,6 +436,22 @@ class Client:
             await self._flush()
         self._emit("message", group_id, envelope_id)
         return envelope_id
+
+    def _seal_envelope(self, record: GroupRecord, args: NextArgs, plaintext: bytes) -> tuple[int, str, bytes, bytes]:
+        """Encrypt an inner operation for the group's current epoch and sign its envelope: (epoch, envelope
+        id, entry, operation). The MLS change stays in memory until the caller persists or discards it."""
+        try:
+            epoch, ciphertext = self.engine.seal(record, plaintext)
+        except (MlsError, SecretGroupError):
+            self._discard()
+            raise
+        fields: dict[str, OperationValue] = {
+            "group": Relation(DocumentId.from_hex(record.id)),
+            "epoch": epoch,
+            "ciphertext": ciphertext,
+        }
+        envelope_id, entry, payload = self._sign(args, Operation.create(ENVELOPE_SCHEMA.id, fields))
+        return epoch, envelope_id, entry, payload
 
     def next_lamport(self) -> int:
         return self.store.lamport() + 1
@@ -885,17 +891,7 @@ class Client:
             return
         for row in self.store.own_envelopes(group_id, "resend"):
             args = await self._next_args(None)
-            try:
-                epoch, ciphertext = self.engine.seal(record, row.operation)
-            except (MlsError, SecretGroupError):
-                self._discard()
-                raise
-            fields: dict[str, OperationValue] = {
-                "group": Relation(DocumentId.from_hex(group_id)),
-                "epoch": epoch,
-                "ciphertext": ciphertext,
-            }
-            envelope_id, entry, payload = self._sign(args, Operation.create(ENVELOPE_SCHEMA.id, fields))
+            _, envelope_id, entry, payload = self._seal_envelope(record, args, row.operation)
 
             def writes(tx: Transaction, row: InnerRow = row, envelope_id: str = envelope_id) -> None:
                 tx.processed(envelope_id, group_id, "envelope", "own")

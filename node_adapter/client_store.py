@@ -94,6 +94,11 @@ class OutboxRow:
     error: str | None
 
 
+def _inner_row(r: tuple[object, ...] | sqlite3.Row) -> InnerRow:
+    """An `inner` table row, selected in the column order of `InnerRow`."""
+    return InnerRow(str(r[0]), str(r[1]), str(r[2]), str(r[3]), str(r[4]), bytes(r[5]), int(r[6]), int(r[7]))  # type: ignore[arg-type]
+
+
 def _encode_record(record: GroupRecord) -> bytes:
     return cbor2.dumps(
         {
@@ -313,10 +318,7 @@ class ClientStore:
         if schema_id is not None:
             sql += " AND schema_id = ?"
             args.append(schema_id)
-        return [
-            InnerRow(str(r[0]), str(r[1]), str(r[2]), str(r[3]), str(r[4]), bytes(r[5]), int(r[6]), int(r[7]))
-            for r in self._conn.execute(sql, args)
-        ]
+        return [_inner_row(r) for r in self._conn.execute(sql, args)]
 
     def document_of(self, operation_id: str) -> str | None:
         """The document an inner operation belongs to; None when unknown or not linked yet."""
@@ -368,10 +370,7 @@ class ClientStore:
             " WHERE p.group_id = ? AND p.status = ? ORDER BY i.rowid",
             (group_id, status),
         )
-        return [
-            InnerRow(str(r[0]), str(r[1]), str(r[2]), str(r[3]), str(r[4]), bytes(r[5]), int(r[6]), int(r[7]))
-            for r in rows
-        ]
+        return [_inner_row(r) for r in rows]
 
     def key_packages(self) -> list[tuple[str, bool, bool]]:
         return [
