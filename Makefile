@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup postgres test lint typecheck pytest bench clean interop chat
+.PHONY: setup postgres test lint typecheck pytest bench clean interop chat fuzz
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -60,6 +60,21 @@ interop: setup
 # the default data directory (CHAT_ARGS="--peer HOST:PORT --name NAME ..." passes options).
 chat: setup
 	$(BIN)/panda chat $(CHAT_ARGS)
+
+# Coverage-guided fuzzing (atheris) of every decoder, FUZZ_SECONDS per target (FUZZ_TARGETS to choose), corpora
+# kept in .fuzz/ between runs. A crash stops its target and leaves .fuzz/<target>-crash-*: make it a
+# regression test in tests/fuzz/test_regressions.py. The test suite runs each target for 2 seconds.
+FUZZ_SECONDS ?= 300
+FUZZ_TARGETS ?= $(shell PYTHONPATH=. $(BIN)/python -c "from tests.fuzz.targets import TARGETS; print(*TARGETS)")
+
+fuzz: setup
+	@mkdir -p .fuzz; status=0; \
+	for target in $(FUZZ_TARGETS); do \
+		echo "== $$target ($(FUZZ_SECONDS) s)"; \
+		PYTHONPATH=. $(BIN)/python -m tests.fuzz.run $$target .fuzz/$$target -max_total_time=$(FUZZ_SECONDS) \
+			-artifact_prefix=.fuzz/$$target- -print_final_stats=1 2>&1 | grep -E "^(Done|stat::number_of_executed_units|UnexpectedError|SUMMARY)|crash-" ; \
+		[ "$${PIPESTATUS[0]}" = 0 ] || status=1; \
+	done; exit $$status
 
 bench: setup
 	$(BIN)/python benchmarks/bench_core.py

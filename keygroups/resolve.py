@@ -10,11 +10,12 @@ Resolution is a pure function of that set. Its checks, in order:
   makes its author a manager. Other CREATEs, and changes that do not descend from the genesis, are
   rejected.
 - KG3 authority: a change other than the genesis counts only when its author is a manager in the state
-  resolved from the change's own causal past (its ancestors that count). Authority is judged on what the
-  author had seen, never on changes concurrent to it.
-- KG4 strong removal: when a counted change removes a manager or lowers them below manage, every change
-  by that manager that is concurrent to the removal (neither in its causal past nor following it) is
-  dropped, and so is every change that descends from a dropped one. A change that follows the removal
+  resolved from the change's own causal past (its ancestors that count in the resolution, KG1-KG6, of
+  just those ancestors: a grant that is itself dropped or refused there gives no authority). Authority is
+  judged on what the author had seen, never on changes concurrent to it.
+- KG4 strong removal: when a change that passes KG1-KG3 removes a key or lowers it below manage, every
+  change by that key that is concurrent to the removal (neither in its causal past nor following it) is
+  dropped, and so is every change that descends from a change that does not count (dropped or refused). A change that follows the removal
   was made after a re-add and is judged by KG3 like any other. Two managers removing each other concurrently both lose their changes.
 - KG5 order: the surviving changes apply in a deterministic topological order (ancestors first, ties by
   change id). For one member, only the latest changes count (those no other surviving change about the
@@ -235,6 +236,30 @@ class Resolver:
             return "KG3: a membership change names a member"
         return None
 
+    def _past_level(
+        self,
+        c: Change,
+        past: int,
+        about: Mapping[Member, Sequence[str]],
+        tainted: int,
+        hits: Sequence[tuple[int, int]],
+        complete: Mapping[str, Change],
+        genesis: str | None,
+    ) -> Level | None:
+        """KG3: the author's level in the resolution of the change's causal past (`past`, a bitset)."""
+        ancestors, bits = self._ancestors, self._bit
+        dropped = [hit for demotion, hit in hits if past & demotion and past & hit]
+        seen = [
+            a
+            for a in about.get(Member.key(c.author), ())
+            if past & bits[a]
+            and not ancestors[a] & tainted
+            and not any((ancestors[a] | bits[a]) & hit for hit in dropped)
+        ]
+        if seen:
+            return self._latest_level([complete[a] for a in self._latest(seen)])
+        return Level.MANAGE if genesis is not None and complete[genesis].author == c.author else None
+
     def _latest(self, ids: Sequence[str]) -> list[str]:
         """KG5: the changes among `ids` (about one member) that none of the others follows."""
         ancestors, bits = self._ancestors, self._bit
@@ -303,29 +328,43 @@ class Resolver:
             elif genesis is None or not ancestors[cid] & bits[genesis]:
                 rejected[cid] = "KG2: does not descend from the group's create"
 
-        # KG3: authority judged on the causal past: the author's level from the authorised changes about
-        # them that are among the change's ancestors (KG5 over just those).
+        # KG3: authority judged on the causal past: the author's level from the changes about them that
+        # count in the resolution of the change's ancestors (KG5 over just those). Within that past a change
+        # does not count when it descends from one that was not authorised (`tainted`, the same in every
+        # past) or when a demotion in that past drops it or one of its ancestors (KG4; `hits` pairs each
+        # authorised demotion with the demoted key's concurrent authorised changes).
         authorised: list[str] = []
         authorised_mask = 0
+        tainted = 0
         about: dict[Member, list[str]] = {}
+        demotions_of: dict[str, list[str]] = {}
+        changes_by: dict[str, list[str]] = {}
+        hits: list[tuple[int, int]] = []
         for cid in order:
+            if cid not in rejected:
+                c = complete[cid]
+                if cid != genesis:
+                    level = self._past_level(c, ancestors[cid], about, tainted, hits, complete, genesis)
+                    reason = self._authority(c, {Member.key(c.author): level} if level is not None else {})
+                    if reason is not None:
+                        rejected[cid] = reason
+                    else:
+                        assert c.member is not None
+                        about.setdefault(c.member, []).append(cid)
+            if cid in rejected or ancestors[cid] & tainted:
+                tainted |= bits[cid]
             if cid in rejected:
                 continue
             c = complete[cid]
-            if cid != genesis:
-                author = Member.key(c.author)
-                past = ancestors[cid] & authorised_mask
-                seen = [a for a in about.get(author, ()) if past & bits[a]]
-                if seen:
-                    level = self._latest_level([complete[a] for a in self._latest(seen)])
-                else:
-                    level = Level.MANAGE if genesis is not None and complete[genesis].author == c.author else None
-                reason = self._authority(c, {author: level} if level is not None else {})
-                if reason is not None:
-                    rejected[cid] = reason
-                    continue
-                assert c.member is not None
-                about.setdefault(c.member, []).append(cid)
+            for d in demotions_of.get(c.author, ()):
+                if not ancestors[cid] & bits[d]:
+                    hits.append((bits[d], bits[cid]))
+            if _demotes(c) and c.member is not None and c.member.kind == "key":
+                demotions_of.setdefault(c.member.id, []).append(cid)
+                for x in changes_by.get(c.member.id, ()):
+                    if x != cid and not ancestors[cid] & bits[x]:
+                        hits.append((bits[cid], bits[x]))
+            changes_by.setdefault(c.author, []).append(cid)
             authorised.append(cid)
             authorised_mask |= bits[cid]
 

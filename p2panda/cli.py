@@ -8,7 +8,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from p2panda.keystore import KeyStoreError, create_identity, default_data_dir, identity_path, load_identity
+from p2panda.keystore import (
+    KeyStoreError,
+    create_identity,
+    default_data_dir,
+    identity_path,
+    load_identity,
+    read_passphrase,
+)
 from p2panda.node.node import NodeConfig
 
 __all__ = ["main"]
@@ -27,6 +34,12 @@ def _parser() -> argparse.ArgumentParser:
     # Accept --data-dir after the subcommand too (`panda key show --data-dir D`).
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--data-dir", type=Path, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    common.add_argument(
+        "--passphrase-file",
+        type=Path,
+        default=None,
+        help="seal / open the identity with the passphrase in this file (or set P2PANDA_PASSPHRASE)",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     key = commands.add_parser("key", help="manage your identity (an Ed25519 key pair)")
     key_commands = key.add_subparsers(dest="key_command", required=True)
@@ -72,12 +85,12 @@ def main(argv: Sequence[str] | None = None, *, configure: Configure | None = Non
     data_dir: Path = args.data_dir or default_data_dir()
     try:
         if args.command == "key" and args.key_command == "new":
-            key_pair = create_identity(data_dir, overwrite=args.force)
+            key_pair = create_identity(data_dir, overwrite=args.force, passphrase=read_passphrase(args.passphrase_file))
             print(key_pair.public_key.hex())
             print(f"identity written to {identity_path(data_dir)}", file=sys.stderr)
             return 0
         if args.command == "key" and args.key_command == "show":
-            print(load_identity(data_dir).public_key.hex())
+            print(load_identity(data_dir, read_passphrase(args.passphrase_file)).public_key.hex())
             return 0
         if args.command == "node":
             return _run_node(args, data_dir, configure)

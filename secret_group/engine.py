@@ -30,6 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from typing import Any, TypeGuard
 
 import cbor2
 
@@ -306,13 +307,31 @@ class Engine:
 
 
 def _parse_handover(commit_id: str, content: bytes) -> tuple[str, dict[int, bytes], dict[str, int]]:
+    # Exact types, never conversions: `bytes(n)` of a big integer allocates n bytes, `int` of a float fails.
     try:
         value = cbor2.loads(content)
-        name = value["name"]
-        secrets = {int(e): bytes(s) for e, s in value["secrets"]}
-        removed = {str(k): int(e) for k, e in value["removed"]}
-    except (ValueError, KeyError, TypeError, cbor2.CBORDecodeError) as exc:
+    except (ValueError, TypeError, OverflowError, RecursionError, cbor2.CBORDecodeError) as exc:
         raise MalformedDocument(f"handover of commit {commit_id} does not decode: {exc}") from exc
-    if not isinstance(name, str) or any(len(s) != KEY_BYTES for s in secrets.values()):
-        raise MalformedDocument(f"handover of commit {commit_id} has a malformed name or secret")
-    return name, secrets, removed
+    if not isinstance(value, dict):
+        raise MalformedDocument(f"handover of commit {commit_id} is not a map: {value!r:.80}")
+    name, secret_items, removed_items = value.get("name"), value.get("secrets"), value.get("removed")
+    if not isinstance(name, str):
+        raise MalformedDocument(f"handover of commit {commit_id} has name {name!r:.80}, not text")
+    if not _pairs(secret_items, int, bytes) or any(len(s) != KEY_BYTES for _, s in secret_items):
+        raise MalformedDocument(f"handover of commit {commit_id} has secrets {secret_items!r:.80}")
+    if not _pairs(removed_items, str, int):
+        raise MalformedDocument(f"handover of commit {commit_id} has removed {removed_items!r:.80}")
+    return name, dict(secret_items), dict(removed_items)
+
+
+def _pairs(value: object, key: type, item: type) -> TypeGuard[list[list[Any]]]:
+    """A list of [key, item] pairs of exactly these types (no bools for ints)."""
+    return isinstance(value, list) and all(
+        isinstance(p, list)
+        and len(p) == 2
+        and isinstance(p[0], key)
+        and isinstance(p[1], item)
+        and not isinstance(p[0], bool)
+        and not isinstance(p[1], bool)
+        for p in value
+    )

@@ -14,7 +14,7 @@ from pathlib import Path
 from node_adapter import Client, EmbeddedNode, Node, RemoteNode
 from node_adapter.chat import Chat
 from p2panda.identity import KeyPair
-from p2panda.keystore import create_identity, default_data_dir, identity_path, load_identity
+from p2panda.keystore import create_identity, default_data_dir, identity_path, load_identity, read_passphrase
 from tui.app import ChatApp
 
 __all__ = ["chat_parser", "run_chat", "main", "DEFAULT_REPLICATION_PORT"]
@@ -26,6 +26,12 @@ log = logging.getLogger("tui")
 def chat_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="panda chat", description="end-to-end encrypted group chat in the terminal")
     parser.add_argument("--data-dir", type=Path, default=None, help=f"identity and data (default {default_data_dir()})")
+    parser.add_argument(
+        "--passphrase-file",
+        type=Path,
+        default=None,
+        help="seal / open the identity with the passphrase in this file (or set P2PANDA_PASSPHRASE)",
+    )
     parser.add_argument("--name", default=None, help="your display name (asked at first start otherwise)")
     parser.add_argument(
         "--replication-port",
@@ -43,10 +49,11 @@ def chat_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _identity(data_dir: Path) -> KeyPair:
+def _identity(data_dir: Path, passphrase_file: Path | None) -> KeyPair:
+    passphrase = read_passphrase(passphrase_file)
     if identity_path(data_dir).exists():
-        return load_identity(data_dir)
-    return create_identity(data_dir)
+        return load_identity(data_dir, passphrase)
+    return create_identity(data_dir, passphrase=passphrase)
 
 
 def _log_to_file(data_dir: Path) -> Path:
@@ -79,7 +86,7 @@ async def _start_node(args: argparse.Namespace, data_dir: Path, stack: contextli
 async def run_chat(args: argparse.Namespace) -> int:
     data_dir: Path = args.data_dir or default_data_dir()
     log_path = _log_to_file(data_dir)
-    key_pair = _identity(data_dir)
+    key_pair = _identity(data_dir, args.passphrase_file)
     async with contextlib.AsyncExitStack() as stack:
         node = await _start_node(args, data_dir, stack)
         state = data_dir / f"client-{key_pair.public_key.hex()[:16]}.sqlite3"

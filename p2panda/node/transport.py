@@ -62,6 +62,7 @@ MAX_FRAME = 65535
 HANDSHAKE_TIMEOUT = 10.0
 _ZERO_NONCE = bytes(24)
 _GOODBYE = bytes(18)
+_PROBE_SCALAR = bytes([9]) * 32
 
 
 class HandshakeFailed(NodeError):
@@ -124,6 +125,10 @@ def _check_hello(network_key: bytes, hello: bytes, step: str) -> bytes:
     mac, public = hello[:32], hello[32:]
     if not hmac.compare_digest(mac, _hmac(network_key, public)):
         raise HandshakeFailed(f"{step}: hello is not for this network")
+    try:  # libsodium refuses a low-order point (the shared secret would be zero): a typed refusal, not a crash
+        sodium.crypto_scalarmult(_PROBE_SCALAR, public)
+    except nacl.exceptions.RuntimeError:
+        raise HandshakeFailed(f"{step}: ephemeral key {public.hex()} is a low-order point") from None
     return public
 
 

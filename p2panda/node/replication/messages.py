@@ -148,7 +148,7 @@ def decode_message(frame: bytes) -> Message:
     if not isinstance(items, list) or not items:
         raise InvalidMessage(f"a message is a non-empty array, got {items!r}")
     kind = items[0]
-    if kind not in _LENGTHS or isinstance(kind, bool):
+    if not isinstance(kind, int) or isinstance(kind, bool) or kind not in _LENGTHS:  # a list is not hashable
         raise InvalidMessage(f"unknown message type {kind!r}")  # R2
     if len(items) != _LENGTHS[kind]:
         raise InvalidMessage(f"message type {kind} has {_LENGTHS[kind]} items, got {len(items)}")
