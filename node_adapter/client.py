@@ -21,6 +21,14 @@ Ordering rules of the drain (why they hold):
   refused as rivals (`RivalCommit`); concurrent commits do not converge yet, see the README;
 - C3 a commit waits until the key-group changes it names (its causal point) are known here;
 - C4 an own envelope or commit is never processed again: it was stored as processed before it was sent.
+
+Commit staggering (issue 17 rule 5: in a connected group one commit per epoch is the normal case):
+- S1 a manager that changes the key group itself (`add`, `remove`, `change_member`) commits at once. A
+  membership difference it did not make (a key-group change or a key package arriving) is committed by the
+  managers that are MLS members in turn: ranked by sha256(tip, key), the k-th (from 0) waits (k+1)*STAGGER
+  seconds (the wait before the first leaves the changing manager's own commit time to arrive);
+- S2 a waiting manager cancels if a commit naming the tip it waited on arrived meanwhile, or its tip moved;
+- S3 one waiting reconcile per group at a time; it commits the difference as the key group is when it fires.
 """
 
 from __future__ import annotations
@@ -91,6 +99,7 @@ _PAGE = 200
 # An embedded node filters a collection in memory for every page, so a sweep of a long history costs
 # pages x documents: in-process, larger pages cost nothing else (a remote node's GraphQL limits apply).
 _EMBEDDED_PAGE = 5000
+STAGGER = 0.5  # seconds between the managers' background reconciles (S1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +162,7 @@ class Client:
         state_path: Path | None = None,
         schemas: Iterable[Schema] = (),
         poll_interval: float = 1.0,
+        stagger: float = STAGGER,
     ) -> None:
         if state_path is None:
             if not isinstance(node, EmbeddedNode):
@@ -174,6 +184,8 @@ class Client:
         self._listeners: set[asyncio.Queue[ClientEvent]] = set()
         # Resolved owner key groups, dropped whenever a membership change arrives (or we make one).
         self._access: dict[str, tuple[KeyGroup, dict[str, Level]]] = {}
+        self._stagger = stagger
+        self._staggered: dict[str, asyncio.Task[None]] = {}
         self.last_error: str | None = None
 
     # --- lifecycle ----------------------------------------------------------------------------------
@@ -207,6 +219,10 @@ class Client:
         self._task = asyncio.create_task(self._follow())
 
     async def stop(self) -> None:
+        for task in list(self._staggered.values()):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -523,19 +539,12 @@ class Client:
             if rotate:
                 raise NotMember(f"{self.me} is no longer a member of group {group_id}")
             return False
-        owner, levels = await self.access(record.owner)
+        owner, _levels = await self.access(record.owner)
         if _keys(owner.state.members).get(self.me) != Level.MANAGE:
             if rotate:
                 raise NotAuthorised(f"{self.me} does not manage key group {record.owner}")
             return False
-        current = {k.hex() for k in self.engine.mls(record).members()}
-        wanted = {k for k, level in levels.items() if level >= Level.READ} | {self.me}
-        removes = sorted(current - wanted)
-        adds: list[KeyPackageDoc] = []
-        for key in sorted(wanted - current) if not removes else ():  # removals first, alone (MixedCommit)
-            package = await self._key_package_of(key)
-            if package is not None:
-                adds.append(package)
+        removes, adds = await self._difference(record)
         if not adds and not removes and not rotate:
             return False
         await self._flush()
@@ -575,9 +584,23 @@ class Client:
         self._persist(writes, (commit_id, entry, payload))
         await self._flush()
         self._emit("commit", group_id, commit_id)
-        if removes and wanted - current:  # the additions, in a commit of their own
+        if removes and (await self._difference(self.record(group_id)))[1]:  # the additions, in a commit of their own
             await self._reconcile(group_id)
         return True
+
+    async def _difference(self, record: GroupRecord) -> tuple[list[str], list[KeyPackageDoc]]:
+        """What a commit would change: the MLS members to remove, else the key packages of those to add
+        (members without a published key package stay pending; removals first, alone: MixedCommit)."""
+        _owner, levels = await self.access(record.owner)
+        current = {k.hex() for k in self.engine.mls(record).members()}
+        wanted = {k for k, level in levels.items() if level >= Level.READ} | {self.me}
+        removes = sorted(current - wanted)
+        adds: list[KeyPackageDoc] = []
+        for key in sorted(wanted - current) if not removes else ():
+            package = await self._key_package_of(key)
+            if package is not None:
+                adds.append(package)
+        return removes, adds
 
     async def _key_package_of(self, key: str) -> KeyPackageDoc | None:
         """A key package `key` published: the lowest-id single-use one, else its last-resort one."""
@@ -646,18 +669,48 @@ class Client:
             for record in self.store.groups():
                 if record.active:
                     self._emit("membership", record.id)
-                    if await self._is_designated(record):
-                        async with self._lock:
-                            await self._reconcile(record.id)
+                    await self._schedule_reconcile(record)
 
-    async def _is_designated(self, record: GroupRecord) -> bool:
-        """The manager that commits membership changes it did not make itself: the lowest key among
-        the managers that are MLS members (one committer in a connected group)."""
+    async def _schedule_reconcile(self, record: GroupRecord) -> None:
+        """S1-S3: a membership difference this client did not make is committed by one manager, staggered."""
+        if record.id in self._staggered:
+            return  # S3: one waiting reconcile per group; it looks at the key group as it is when it fires
+        rank = await self._stagger_rank(record)
+        if rank is None:
+            return
+        task = asyncio.create_task(self._staggered_reconcile(record.id, record.tip, (rank + 1) * self._stagger))
+        self._staggered[record.id] = task
+        task.add_done_callback(lambda _task: self._staggered.pop(record.id, None))
+
+    async def _staggered_reconcile(self, group_id: str, parent: str, delay: float) -> None:
+        while True:
+            await asyncio.sleep(delay)
+            async with self._lock:
+                record = self.record(group_id)
+                if record.tip == parent and not self._has_child(group_id, parent):
+                    try:
+                        await self._reconcile(group_id)
+                    except (P2PandaError, MlsError, OSError) as exc:  # a background step: recorded, retried later
+                        self.last_error = _refusal(exc)
+                        log.warning("staggered reconcile of %s: %s", group_id, self.last_error)
+                    return
+                # S2: a commit on that parent arrived; wait again on the new tip while a difference remains.
+                rank = await self._stagger_rank(record) if record.active else None
+                if rank is None or not any(await self._difference(record)):
+                    return
+                parent, delay = record.tip, (rank + 1) * self._stagger
+
+    def _has_child(self, group_id: str, parent: str) -> bool:
+        return any(_decode_commit(b).parent == parent for b in self.store.commit_docs(group_id))
+
+    async def _stagger_rank(self, record: GroupRecord) -> int | None:
+        """S1: this client's place among the managers that are MLS members, ordered by a hash of the tip
+        and their key (so the first to act changes from epoch to epoch), or None if it does not manage."""
         owner, _ = await self.access(record.owner)
         managers = {k for k, level in _keys(owner.state.members).items() if level == Level.MANAGE}
-        current = {k.hex() for k in self.engine.mls(record).members()} if record.active else set()
-        candidates = sorted(managers & current)
-        return bool(candidates) and candidates[0] == self.me
+        current = {k.hex() for k in self.engine.mls(record).members()}
+        order = sorted(managers & current, key=lambda k: hashlib.sha256(f"{record.tip}:{k}".encode()).digest())
+        return order.index(self.me) if self.me in order else None
 
     async def sync(self) -> None:
         """A full sweep: welcomes for this identity, then every commit and envelope of every group."""
