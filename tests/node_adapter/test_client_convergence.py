@@ -160,7 +160,7 @@ async def _admin(net: Net, alice: Person) -> KeyPair:
     """A second manager of the owner key group that is no client (it has no key package, so it stays a
     pending MLS member): it changes the key group on side A's node without committing anything."""
     admin = KeyPair.generate()
-    await alice.client.change_member(alice.g().id, Member.key(admin.public_key), Level.MANAGE)
+    await alice.client.change_member(alice.g().id, Member.key(admin.public_key.hex()), Level.MANAGE)
     return admin
 
 
@@ -169,7 +169,7 @@ async def test_rival_commits_on_two_sides_of_a_partition_converge(net: Net) -> N
     heal: one epoch, authenticator and member list; Carol out, Erin in; every message read exactly once
     by every member entitled to it."""
     alice, dave = await net.person("alice", "a"), await net.person("dave", "a")
-    bob, carol, erin = (await net.person(n, "b") for n in ("bob", "carol", "erin"))
+    bob, carol, erin = [await net.person(n, "b") for n in ("bob", "carol", "erin")]
     await _group(net, alice, [(bob, Level.MANAGE), (carol, Level.WRITE), (dave, Level.WRITE)])
     await carol.g().send("before the partition")
     for person in (alice, bob, dave):
@@ -252,9 +252,9 @@ async def test_connected_managers_make_one_commit_per_parent(net: Net) -> None:
     changes = [(frank, Level.WRITE), (gina, Level.READ), (frank, None)]
     for person, level in changes:
         if level is None:
-            await net.remotes["a"].remove_member(admin, owner, Member.key(person.key))
+            await net.remotes["a"].remove_member(admin, owner, Member.key(person.key.hex()))
         else:
-            await net.remotes["a"].set_member(admin, owner, Member.key(person.key), level)
+            await net.remotes["a"].set_member(admin, owner, Member.key(person.key.hex()), level)
 
         async def committed(person: Person = person, level: Level | None = level) -> bool:
             members = alice.state()[2]
@@ -278,7 +278,7 @@ async def test_q1_a_send_while_a_removal_is_not_committed_is_queued_and_unreadab
     await _group(net, alice, [(bob, Level.WRITE), (carol, Level.WRITE), (dave, Level.WRITE)])
     admin = await _admin(net, alice)
     epoch = alice.state()[0]
-    await net.remotes["a"].remove_member(admin, alice.g().owner, Member.key(carol.key))
+    await net.remotes["a"].remove_member(admin, alice.g().owner, Member.key(carol.key.hex()))
 
     async def dave_sees_the_removal() -> bool:
         dave.client.forget_access()
