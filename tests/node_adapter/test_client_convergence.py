@@ -50,6 +50,8 @@ class Net:
         await asyncio.gather(*starts, *([asyncio.to_thread(self.bridge.start)] if bridge else []))
         for side, node in self.nodes.items():
             self.remotes[side] = await self.stack.enter_async_context(RemoteNode(node.url))
+        if bridge:  # only used before the bridge restarts (its HTTP port changes)
+            self.remotes["bridge"] = await self.stack.enter_async_context(RemoteNode(self.bridge.url))
 
     def stop(self) -> None:
         for node in (*self.nodes.values(), self.bridge):
@@ -239,22 +241,29 @@ async def test_forks_deeper_than_r_end_on_one_branch_and_the_losers_are_re_added
 
 
 async def test_connected_managers_make_one_commit_per_parent(net: Net) -> None:
-    """Key-group changes that no client committed itself (made on the node directly) reach two connected
-    managers: the staggered one stands down (S2), so every parent has exactly one child."""
+    """Key-group changes that no client committed itself (made on the bridge node, one hop from both
+    managers' nodes) reach two connected managers at about the same time: the second in rank waits one
+    stagger more and stands down (S1, S2), so every parent has exactly one child."""
     alice, bob = await net.person("alice", "a", stagger=1.0), await net.person("bob", "b", stagger=1.0)
     frank, gina = await net.person("frank", "b"), await net.person("gina", "a")
     await _group(net, alice, [(bob, Level.MANAGE)])
     admin = await _admin(net, alice)
     owner = alice.g().owner
+
+    async def bridge_knows_the_admin() -> bool:
+        state = (await net.remotes["bridge"].key_group(owner)).state
+        return state.members.get(Member.key(admin.public_key.hex())) == Level.MANAGE
+
+    await eventually(bridge_knows_the_admin, what="the admin's level replicated to the bridge")
     for person in (frank, gina):
         await key_packages_visible(net.remotes["a"], person.key)
         await key_packages_visible(net.remotes["b"], person.key)
     changes = [(frank, Level.WRITE), (gina, Level.READ), (frank, None)]
     for person, level in changes:
         if level is None:
-            await net.remotes["a"].remove_member(admin, owner, Member.key(person.key.hex()))
+            await net.remotes["bridge"].remove_member(admin, owner, Member.key(person.key.hex()))
         else:
-            await net.remotes["a"].set_member(admin, owner, Member.key(person.key.hex()), level)
+            await net.remotes["bridge"].set_member(admin, owner, Member.key(person.key.hex()), level)
 
         async def committed(person: Person = person, level: Level | None = level) -> bool:
             members = alice.state()[2]
