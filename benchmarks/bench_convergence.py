@@ -23,8 +23,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from secret_group.convergence import R  # noqa: E402
-from tests.secret_group.convergence_sim import SimMember, World  # noqa: E402
+from secret_group.convergence import R
+from tests.secret_group.convergence_sim import World
 
 
 def _quiesce(world: World) -> None:
