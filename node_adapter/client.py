@@ -17,8 +17,8 @@ stored entry at the next start: an MLS ratchet key is never used twice, and noth
 Ordering rules of the drain (why they hold):
 - C1 the envelopes of an epoch are opened before the commit that ends the epoch is applied, so a member
   catching up across many commits reads every message it was entitled to;
-- C2 of several commits naming the group's tip as parent, the lowest id is applied and the others are
-  refused as rivals (`RivalCommit`); concurrent commits do not converge yet, see the README;
+- C2 rival commits are ranked by `secret_group.convergence` (K1): the client applies, rolls back to a
+  snapshot and replays (R1, R2, R5), or rejoins (R3, J1-J3 below) towards the winning path;
 - C3 a commit waits until the key-group changes it names (its causal point) are known here;
 - C4 an own envelope or commit is never processed again: it was stored as processed before it was sent.
 
