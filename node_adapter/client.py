@@ -17,10 +17,36 @@ stored entry at the next start: an MLS ratchet key is never used twice, and noth
 Ordering rules of the drain (why they hold):
 - C1 the envelopes of an epoch are opened before the commit that ends the epoch is applied, so a member
   catching up across many commits reads every message it was entitled to;
-- C2 of several commits naming the group's tip as parent, the lowest id is applied and the others are
-  refused as rivals (`RivalCommit`); concurrent commits do not converge yet, see the README;
+- C2 rival commits are ranked by `secret_group.convergence` (K1): the client applies, rolls back to a
+  snapshot and replays (R1, R2, R5), or rejoins (R3, J1-J3 below) towards the winning path;
 - C3 a commit waits until the key-group changes it names (its causal point) are known here;
 - C4 an own envelope or commit is never processed again: it was stored as processed before it was sent.
+
+Commit staggering (issue 17 rule 5: in a connected group one commit per epoch is the normal case):
+- S1 a manager that changes the key group itself (`add`, `remove`, `change_member`) commits at once. A
+  membership difference it did not make (a key-group change or a key package arriving) is committed by the
+  managers that are MLS members in turn: ranked by sha256(tip, key), the k-th (from 0) waits (k+1)*STAGGER
+  seconds (the wait before the first leaves the changing manager's own commit time to arrive);
+- S2 a waiting manager cancels if a commit naming the tip it waited on arrived meanwhile, or its tip moved;
+- S3 one waiting reconcile per group at a time; it commits the difference as the key group is when it fires.
+  A drain that leaves a difference (a commit lost a race, a rejoin request arrived) schedules one too (rule 4).
+
+A removed member is cut off (issue 17 rule 6):
+- Q1 while the key group says someone is removed whom MLS still has (or this member's branch lost, J1), new
+  operations are not sealed: `send_operation` stores them as "queued" (an own inner row under a local id,
+  its outbox state "queued"), and they are sealed and published in the current epoch once the removal is
+  committed (or the member re-added), in the order they were sent; the local id then shows its envelope's
+  outbox state. Readers know the operation by its envelope id, as for a re-sent one (rule 4).
+
+Rejoin (issue 17 rule 3 beyond R, R3 of `secret_group.convergence`):
+- J1 a member whose branch lost deeper than its snapshots stops sending and committing on it, and publishes
+  a rejoin request: an `mls_commit` document with an empty MLS commit, naming the winning tip it saw as
+  `parent` and a fresh key package of its own in `key_packages` (once per winning tip). Requests are never
+  ranked or applied.
+- J2 a manager on the winning path commits open requests (`open_rejoins`) of keys with read level: the
+  requester's stale leaf is removed first if it has one, then it is added with the requested key package.
+- J3 the requester joins by the welcome of the commit that re-adds it (its lost state dropped) and re-sends
+  its own operations sealed on the losing branch.
 """
 
 from __future__ import annotations
@@ -29,6 +55,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import os
 from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -58,7 +85,7 @@ from p2panda.node.publish import NextArgs
 from p2panda.operation import Operation, OperationAction, decode_operation, encode_operation
 from p2panda.operation.value import OperationValue, Relation
 from p2panda.schema import Schema, validate_operation
-from secret_group.convergence import CommitInfo, R, keep, plan, winning_path
+from secret_group.convergence import CommitInfo, R, RejoinRequest, keep, open_rejoins, plan, winning_path
 from secret_group.documents import CommitDoc, EnvelopeDoc, GroupDoc, KeyPackageDoc, Mode
 from secret_group.engine import Engine, GroupRecord
 from secret_group.errors import (
@@ -91,6 +118,7 @@ _PAGE = 200
 # An embedded node filters a collection in memory for every page, so a sweep of a long history costs
 # pages x documents: in-process, larger pages cost nothing else (a remote node's GraphQL limits apply).
 _EMBEDDED_PAGE = 5000
+STAGGER = 0.5  # seconds between the managers' background reconciles (S1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +181,7 @@ class Client:
         state_path: Path | None = None,
         schemas: Iterable[Schema] = (),
         poll_interval: float = 1.0,
+        stagger: float = STAGGER,
     ) -> None:
         if state_path is None:
             if not isinstance(node, EmbeddedNode):
@@ -174,6 +203,10 @@ class Client:
         self._listeners: set[asyncio.Queue[ClientEvent]] = set()
         # Resolved owner key groups, dropped whenever a membership change arrives (or we make one).
         self._access: dict[str, tuple[KeyGroup, dict[str, Level]]] = {}
+        self._stagger = stagger
+        self._staggered: dict[str, asyncio.Task[None]] = {}
+        self._lost: set[str] = set()  # J1: groups whose branch lost deeper than our snapshots
+        self._asked: dict[str, str] = {}  # J1: group -> the winning tip our last rejoin request named
         self.last_error: str | None = None
 
     # --- lifecycle ----------------------------------------------------------------------------------
@@ -207,6 +240,10 @@ class Client:
         self._task = asyncio.create_task(self._follow())
 
     async def stop(self) -> None:
+        for task in list(self._staggered.values()):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -413,8 +450,12 @@ class Client:
             record = self.record(group_id)
             if not record.active:
                 raise NotMember(f"{self.me} is no longer a member of group {group_id}")
-            args = await self._next_args(None)
             plaintext = encode_operation(operation)
+            if await self._held(record) or self.store.own_envelopes(group_id, "queued"):  # Q1, in order
+                queued_id = self._queue(record, document_id, operation, plaintext)
+                self._emit("message", group_id, queued_id)
+                return queued_id
+            args = await self._next_args(None)
             epoch, envelope_id, entry, payload = self._seal_envelope(record, args, plaintext)
             row = InnerRow(
                 envelope_id,
@@ -436,6 +477,57 @@ class Client:
             await self._flush()
         self._emit("message", group_id, envelope_id)
         return envelope_id
+
+    async def _held(self, record: GroupRecord) -> bool:
+        """Q1: new operations wait while MLS has someone the key group removed, or our branch lost (J1)."""
+        if record.id in self._lost:
+            return True
+        _owner, levels = await self.access(record.owner)
+        readers = {k for k, level in levels.items() if level >= Level.READ} | {self.me}
+        return bool({k.hex() for k in self.engine.mls(record).members()} - readers)
+
+    def _queue(self, record: GroupRecord, document_id: str | None, operation: Operation, plaintext: bytes) -> str:
+        """Q1: keep an operation to seal later, under a local id (there is no envelope yet to name it)."""
+        queued_id = Hash.of(b"queued " + record.id.encode() + plaintext + os.urandom(16)).hex()
+        row = InnerRow(
+            queued_id,
+            record.id,
+            document_id or queued_id,
+            self.me,
+            str(operation.schema_id),
+            plaintext,
+            self._lamport_of(operation),
+            -1,  # not sealed in any epoch: a rollback has nothing of it to send again
+        )
+
+        def writes(tx: Transaction) -> None:
+            tx.inner(row)
+            tx.digest(record.id, self.me, hashlib.sha256(plaintext).digest(), queued_id)
+            tx.processed(queued_id, record.id, "envelope", "queued")  # its outbox state reads "queued"
+
+        self._persist(writes)
+        return queued_id
+
+    async def _send_queued(self, group_id: str) -> None:
+        """Q1: seal and publish what was queued, in order, once nothing holds it any more (under the lock)."""
+        record = self.record(group_id)
+        queued = self.store.own_envelopes(group_id, "queued")
+        if not queued or not record.active or await self._held(record):
+            return
+        for row in queued:
+            args = await self._next_args(None)
+            epoch, envelope_id, entry, payload = self._seal_envelope(record, args, row.operation)
+
+            def writes(
+                tx: Transaction, row: InnerRow = row, envelope_id: str = envelope_id, epoch: int = epoch
+            ) -> None:
+                tx.processed(envelope_id, group_id, "envelope", "own")
+                tx.processed(row.id, group_id, "envelope", "resent", envelope_id)
+                tx.inner_epoch(row.id, epoch)  # its outbox state is now its envelope's
+
+            self._persist(writes, (envelope_id, entry, payload))
+            await self._flush()
+            record = self.record(group_id)
 
     def _seal_envelope(self, record: GroupRecord, args: NextArgs, plaintext: bytes) -> tuple[int, str, bytes, bytes]:
         """Encrypt an inner operation for the group's current epoch and sign its envelope: (epoch, envelope
@@ -523,19 +615,16 @@ class Client:
             if rotate:
                 raise NotMember(f"{self.me} is no longer a member of group {group_id}")
             return False
-        owner, levels = await self.access(record.owner)
+        if group_id in self._lost:  # J1: never commit on a branch that lost
+            if rotate:
+                raise NotMember(f"{self.me} waits to be re-added to group {group_id}: its branch lost")
+            return False
+        owner, _levels = await self.access(record.owner)
         if _keys(owner.state.members).get(self.me) != Level.MANAGE:
             if rotate:
                 raise NotAuthorised(f"{self.me} does not manage key group {record.owner}")
             return False
-        current = {k.hex() for k in self.engine.mls(record).members()}
-        wanted = {k for k, level in levels.items() if level >= Level.READ} | {self.me}
-        removes = sorted(current - wanted)
-        adds: list[KeyPackageDoc] = []
-        for key in sorted(wanted - current) if not removes else ():  # removals first, alone (MixedCommit)
-            package = await self._key_package_of(key)
-            if package is not None:
-                adds.append(package)
+        removes, adds = await self._difference(record)
         if not adds and not removes and not rotate:
             return False
         await self._flush()
@@ -575,9 +664,54 @@ class Client:
         self._persist(writes, (commit_id, entry, payload))
         await self._flush()
         self._emit("commit", group_id, commit_id)
-        if removes and wanted - current:  # the additions, in a commit of their own
+        if removes and (await self._difference(self.record(group_id)))[1]:  # the additions, in a commit of their own
             await self._reconcile(group_id)
+        await self._send_queued(group_id)  # Q1: the removal is committed
         return True
+
+    async def _difference(self, record: GroupRecord) -> tuple[list[str], list[KeyPackageDoc]]:
+        """What a commit would change: the MLS members to remove, else the key packages of those to add
+        (members without a published key package stay pending; removals first, alone: MixedCommit)."""
+        _owner, levels = await self.access(record.owner)
+        current = {k.hex() for k in self.engine.mls(record).members()}
+        wanted = {k for k, level in levels.items() if level >= Level.READ} | {self.me}
+        rejoins = {r.author: r.key_package for r in self._open_rejoins(record) if r.author in wanted}  # J2
+        removes = sorted((current - wanted) | (current & set(rejoins)))
+        adds: list[KeyPackageDoc] = []
+        for key in sorted(wanted - current) if not removes else ():
+            package = await self._requested_package(key, rejoins[key]) if key in rejoins else None
+            package = package or await self._key_package_of(key)
+            if package is not None:
+                adds.append(package)
+        return removes, adds
+
+    def _open_rejoins(self, record: GroupRecord) -> list[RejoinRequest]:
+        """J2: rejoin requests naming a commit on our path that no commit below it honoured."""
+        docs = [_decode_commit(b) for b in self.store.commit_docs(record.id)]
+        requests = [
+            RejoinRequest(d.id, d.author, d.parent, d.key_packages[0])
+            for d in docs
+            if not d.commit and len(d.key_packages) == 1
+        ]
+        if not requests:
+            return []
+        path = _path(record.id, record.tip, {d.id: d for d in docs if d.commit})
+        if path is None:
+            return []
+        by_id = {d.id: d for d in docs}
+        return open_rejoins(requests, path, {c: by_id[c].added for c in path[1:]})
+
+    async def _requested_package(self, key: str, package_id: str) -> KeyPackageDoc | None:
+        view = await self.node.document(KEY_PACKAGE_SCHEMA, DocumentId.from_hex(package_id))
+        if view is None:
+            return None  # not here yet (or deleted: used by a welcome): another package of the key serves
+        try:
+            package = KeyPackageDoc.parse(view.id.hex(), view.owner.hex(), view.fields)
+        except MalformedDocument as exc:
+            log.info("skipping requested key package: %s", exc)
+            return None
+        self.engine.check_key_package(package, key)
+        return package
 
     async def _key_package_of(self, key: str) -> KeyPackageDoc | None:
         """A key package `key` published: the lowest-id single-use one, else its last-resort one."""
@@ -646,18 +780,53 @@ class Client:
             for record in self.store.groups():
                 if record.active:
                     self._emit("membership", record.id)
-                    if await self._is_designated(record):
+                    await self._schedule_reconcile(record)
+                    if schema_id == MEMBERSHIP:
                         async with self._lock:
-                            await self._reconcile(record.id)
+                            await self._send_queued(record.id)  # Q1: the removal may have been undone
 
-    async def _is_designated(self, record: GroupRecord) -> bool:
-        """The manager that commits membership changes it did not make itself: the lowest key among
-        the managers that are MLS members (one committer in a connected group)."""
+    async def _schedule_reconcile(self, record: GroupRecord) -> None:
+        """S1-S3: a membership difference this client did not make is committed by one manager, staggered."""
+        if record.id in self._staggered or record.id in self._lost:
+            return  # S3: one waiting reconcile per group; it looks at the key group as it is when it fires
+        rank = await self._stagger_rank(record)
+        if rank is None:
+            return
+        task = asyncio.create_task(self._staggered_reconcile(record.id, record.tip, (rank + 1) * self._stagger))
+        self._staggered[record.id] = task
+        task.add_done_callback(lambda _task: self._staggered.pop(record.id, None))
+
+    async def _staggered_reconcile(self, group_id: str, parent: str, delay: float) -> None:
+        while True:
+            await asyncio.sleep(delay)
+            async with self._lock:
+                record = self.record(group_id)
+                if record.tip == parent and not self._has_child(group_id, parent):
+                    try:
+                        await self._reconcile(group_id)
+                    except (P2PandaError, MlsError, OSError) as exc:  # a background step: recorded, retried later
+                        self.last_error = _refusal(exc)
+                        log.warning("staggered reconcile of %s: %s", group_id, self.last_error)
+                    return
+                # S2: a commit on that parent arrived; wait again on the new tip while a difference remains.
+                rank = await self._stagger_rank(record) if record.active else None
+                if rank is None or not any(await self._difference(record)):
+                    return
+                parent, delay = record.tip, (rank + 1) * self._stagger
+
+    def _has_child(self, group_id: str, parent: str) -> bool:
+        docs = (_decode_commit(b) for b in self.store.commit_docs(group_id))
+        return any(d.parent == parent and d.commit for d in docs)  # a rejoin request is no commit (J1)
+
+    async def _stagger_rank(self, record: GroupRecord) -> int | None:
+        """S1: this client's place among the managers that are MLS members, ordered by a hash of the tip
+        and their key (so the first to act changes from epoch to epoch), or None if it does not manage."""
         owner, _ = await self.access(record.owner)
         managers = {k for k, level in _keys(owner.state.members).items() if level == Level.MANAGE}
-        current = {k.hex() for k in self.engine.mls(record).members()} if record.active else set()
-        candidates = sorted(managers & current)
-        return bool(candidates) and candidates[0] == self.me
+        current = {k.hex() for k in self.engine.mls(record).members()}
+        current -= {r.author for r in self._open_rejoins(record)}  # J2: they have no state to commit with
+        order = sorted(managers & current, key=lambda k: hashlib.sha256(f"{record.tip}:{k}".encode()).digest())
+        return order.index(self.me) if self.me in order else None
 
     async def sync(self) -> None:
         """A full sweep: welcomes for this identity, then every commit and envelope of every group."""
@@ -720,7 +889,10 @@ class Client:
                 return doc.group
             return None
         with self.store.write() as tx:
-            tx.pending(doc.id, doc.group, "commit", doc.epoch, doc.parent, _encode_doc(doc))
+            if doc.commit:
+                tx.pending(doc.id, doc.group, "commit", doc.epoch, doc.parent, _encode_doc(doc))
+            else:  # J1: a rejoin request, kept for J2, never ranked or applied
+                tx.processed(doc.id, doc.group, "commit", "request")
             tx.commit_doc(doc.id, doc.group, _encode_doc(doc))
         return doc.group
 
@@ -786,6 +958,11 @@ class Client:
             if not progressed:
                 self._link(group_id)
                 await self._resend(group_id)
+                await self._send_queued(group_id)  # Q1
+                record = self.record(group_id)
+                manages = levels.get(self.me) == Level.MANAGE
+                if manages and record.active and group_id not in self._lost and any(await self._difference(record)):
+                    await self._schedule_reconcile(record)  # S3, rule 4: what lost a race happens anyway
                 return
 
     def _depth(self, group_id: str, commit_id: str) -> int:
@@ -797,7 +974,7 @@ class Client:
     async def _converge(self, record: GroupRecord, owner: KeyGroup) -> bool:
         """C2 (`secret_group.convergence`): one step towards the winning path; False when there is none."""
         group_id = record.id
-        docs = {d.id: d for d in (_decode_commit(b) for b in self.store.commit_docs(group_id))}
+        docs = {d.id: d for d in (_decode_commit(b) for b in self.store.commit_docs(group_id)) if d.commit}  # J1
         infos = []
         for doc in docs.values():
             state = owner.state_at(doc.key_group_tips)
@@ -821,9 +998,11 @@ class Client:
             self._rollback(record, decision.restore, len(applied) - 1)
             return True
         if decision.kind == "lost":  # R3: joined on (or left by) a branch that lost: join the winner's welcome
+            self._lost.add(group_id)
             welcomes = [c for c in winner[1:] if c not in applied and self.me in docs[c].added]
-            if welcomes and await self._rejoin(record, docs[welcomes[-1]], winner):
+            if welcomes and await self._rejoin(record, docs[welcomes[-1]], winner, applied):
                 return True
+            await self._ask_rejoin(record, winner, owner)
             self.last_error = f"group {group_id}: our branch lost deeper than {R} commits; waiting to be re-added"
             return False
         if decision.kind == "idle" or not record.active:
@@ -860,7 +1039,46 @@ class Client:
         self._restore(record.id, fork, resend_after=True)
         self._emit("rollback", record.id, fork)
 
-    async def _rejoin(self, record: GroupRecord, doc: CommitDoc, winner: list[str]) -> bool:
+    async def _ask_rejoin(self, record: GroupRecord, winner: list[str], owner: KeyGroup) -> None:
+        """J1: a fresh key package and a rejoin request naming the winning tip, once per tip, while the key
+        group still gives us read level."""
+        tip = winner[-1]
+        if self._asked.get(record.id) == tip:
+            return
+        _owner, levels = await self.access(record.owner)
+        if levels.get(self.me, 0) < Level.READ:
+            return
+        package: dict[str, OperationValue] = {"key_package": self.member.key_package(), "last_resort": False}
+        args = await self._next_args(None)
+        package_id, entry, payload = self._sign(args, Operation.create(KEY_PACKAGE_SCHEMA.id, package))
+        self._persist(lambda tx: tx.key_package(package_id, False), (package_id, entry, payload))
+        await self._flush()
+        tips = tuple(sorted(owner.state.tips))
+        fields: dict[str, OperationValue] = {
+            "group": Relation(DocumentId.from_hex(record.id)),
+            "parent": tip,
+            "epoch": len(winner) - 1,
+            "commit": b"",
+            "welcome": b"",
+            "added": "",
+            "key_packages": package_id,
+            "key_group_tips": " ".join(tips),
+            "handover": b"",
+        }
+        args = await self._next_args(None)
+        request_id, entry, payload = self._sign(args, Operation.create(COMMIT_SCHEMA.id, fields))
+        doc = CommitDoc(request_id, self.me, record.id, tip, len(winner) - 1, b"", None, (), (package_id,), tips, None)
+
+        def writes(tx: Transaction) -> None:
+            tx.processed(request_id, record.id, "commit", "request")
+            tx.commit_doc(request_id, record.id, _encode_doc(doc))
+
+        self._persist(writes, (request_id, entry, payload))
+        await self._flush()
+        self._asked[record.id] = tip
+        log.info("group %s: our branch lost; asked to be re-added at %s", record.id, tip)
+
+    async def _rejoin(self, record: GroupRecord, doc: CommitDoc, winner: list[str], applied: list[str]) -> bool:
         view = await self.node.document(SECRET_GROUP_SCHEMA, DocumentId.from_hex(record.id))
         if view is None:
             return False
@@ -873,13 +1091,21 @@ class Client:
             return False
         items = self.member.group_items(new.mls_id)
         depth = winner.index(doc.id)
+        fork = next((i for i, (a, b) in enumerate(zip(applied, winner, strict=False)) if a != b), len(applied)) - 1
+        # J3: own operations sealed on the branch that lost (epochs after the fork) are sent again.
+        own = [r for r in self.store.inner_rows(record.id) if r.author == self.me and r.epoch > fork]
 
         def writes(tx: Transaction) -> None:
             tx.group(new)
             tx.processed(doc.id, record.id, "commit", "applied")
             tx.snapshot(new, depth, items, {doc.id})
+            for row in own:
+                if self.store.status(row.id) == ("own", None):
+                    tx.set_status(row.id, "resend")
 
         self._persist(writes)
+        self._lost.discard(record.id)
+        self._asked.pop(record.id, None)
         await self._retire_key_packages(doc.key_packages)
         self._emit("joined", record.id, doc.id)
         return True

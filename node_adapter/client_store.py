@@ -174,6 +174,9 @@ class Transaction:
             (row.lamport,),
         )
 
+    def inner_epoch(self, operation_id: str, epoch: int) -> None:
+        self._conn.execute("UPDATE inner SET epoch = ? WHERE id = ?", (epoch, operation_id))
+
     def link(self, operation_id: str, document_id: str) -> None:
         self._conn.execute("UPDATE inner SET document_id = ? WHERE id = ?", (document_id, operation_id))
 
@@ -333,8 +336,17 @@ class ClientStore:
         return [OutboxRow(int(r[0]), str(r[1]), bytes(r[2]), bytes(r[3]), str(r[4]), r[5]) for r in rows]
 
     def outbox_state(self, doc_id: str) -> tuple[str, str | None] | None:
+        """An own operation's outbox state; a queued one (client Q1) is "queued", then its envelope's."""
         row = self._conn.execute("SELECT state, error FROM outbox WHERE id = ?", (doc_id,)).fetchone()
-        return (str(row[0]), row[1]) if row else None
+        if row:
+            return str(row[0]), row[1]
+        status = self.status(doc_id)
+        if status == ("queued", None):
+            return "queued", None
+        if status is not None and status[0] == "resent" and status[1]:
+            row = self._conn.execute("SELECT state, error FROM outbox WHERE id = ?", (status[1],)).fetchone()
+            return (str(row[0]), row[1]) if row else None
+        return None
 
     def set_outbox_state(self, doc_id: str, state: str, error: str | None = None) -> None:
         self._conn.execute("UPDATE outbox SET state = ?, error = ? WHERE id = ?", (state, error, doc_id))

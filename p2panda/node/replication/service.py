@@ -126,6 +126,7 @@ class Replication:
         self.connected: set[str] = set()  # node keys with a running session
         self._sessions: set[_Session] = set()
         self._server: asyncio.Server | None = None
+        self._stopping = False
         self._tasks: set[asyncio.Task[None]] = set()
         self._discovery: Discovery | None = None
         self._discovered: dict[str, tuple[Peer, asyncio.Task[None]]] = {}
@@ -184,16 +185,23 @@ class Replication:
         if self._discovery is not None:
             await self._discovery.stop()
             self._discovery = None
+        self._stopping = True
         if self._server is not None:
             self._server.close()
-        for task in list(self._tasks):
-            task.cancel()
-        for task in list(self._tasks):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        # Until no task is left running: a connection accepted just before the server closed starts its
+        # task after the first round of cancellations. Loop on tasks not done, not on `_tasks`: a task that
+        # just finished leaves `_tasks` only when its done callback runs, and awaiting a finished task does
+        # not yield to the loop, so `while self._tasks` could spin forever without letting it run.
+        while running := [task for task in self._tasks if not task.done()]:
+            for task in running:
+                task.cancel()
+            for task in running:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
         if self._server is not None:
             await self._server.wait_closed()
             self._server = None
+        self._stopping = False
 
     def _spawn(self, coroutine: Coroutine[object, object, None]) -> asyncio.Task[None]:
         task = asyncio.ensure_future(coroutine)
@@ -202,6 +210,11 @@ class Replication:
         return task
 
     async def _accepted(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self._stopping:
+            # Accepted just before `stop()` closed the server, started after it cancelled the tasks: left
+            # open, this connection would keep `wait_closed()` waiting forever.
+            writer.close()
+            return
         task = asyncio.current_task()
         if task is not None:
             self._tasks.add(task)
@@ -210,6 +223,9 @@ class Replication:
             stream = await accept(reader, writer, self.config.key_pair, self.config.network_key, self.admit)
         except (HandshakeFailed, TimeoutError, ConnectionError) as exc:
             log.info("refused a connection from %s: %s", writer.get_extra_info("peername"), exc)
+            writer.close()
+            return
+        except asyncio.CancelledError:  # stopped during the handshake
             writer.close()
             return
         try:

@@ -5,7 +5,7 @@ receiving store is unchanged apart from the fork proof."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,16 @@ from node_adapter.embedded import with_key_groups
 from p2panda import Hash, KeyPair
 from p2panda.entry import decode_entry
 from p2panda.node import Node, NodeConfig
-from p2panda.node.replication import EntryMessage, Have, Replication, ReplicationConfig, SyncRequest, encode_message
+from p2panda.node.replication import (
+    EntryMessage,
+    Have,
+    Peer,
+    Replication,
+    ReplicationConfig,
+    SyncRequest,
+    encode_message,
+)
+from p2panda.node.store import Store
 from p2panda.node.tables import fork_proofs
 from p2panda.node.transport import connect
 from p2panda.operation import Operation, encode_operation
@@ -110,3 +119,70 @@ async def test_entries_arrive_in_any_order(receiver: tuple[Node, Replication], v
         assert not replication.rejected
     finally:
         await stream.close()
+
+
+async def test_a_dialler_notices_its_peer_restart_and_gets_what_the_peer_took_since(
+    tmp_path: Path, vectors: dict[str, Any]
+) -> None:
+    """A session ends when the peer's side closes, even while this node has nothing to send: the dial loop
+    then reconnects to the restarted peer on its port. (Before, the live sender waited for local entries
+    forever and the dialler never heard of the restarted peer again.)"""
+    author = KeyPair.generate()
+    first, second = message_log(author, 0, 2)
+    dialler_key = KeyPair.generate()
+
+    async def start_peer(port: int) -> tuple[Node, Replication]:
+        node = Node(with_key_groups(NodeConfig(tmp_path / "peer")))
+        await node.start()
+        replication = Replication(node, ReplicationConfig(KeyPair.generate(), "127.0.0.1", port))
+        await replication.start()
+        return node, replication
+
+    peer, peer_replication = await start_peer(0)
+    port = peer_replication.port
+    await peer.ingest([*schema_steps(vectors), first])
+    async with Node(with_key_groups(NodeConfig(tmp_path / "dialler"))) as dialler:
+        replication = Replication(
+            dialler, ReplicationConfig(dialler_key, "127.0.0.1", 0, peers=(Peer("127.0.0.1", port),))
+        )
+        await replication.start()
+        try:
+
+            async def has(count: int) -> Callable[[], Awaitable[bool]]:
+                async def check() -> bool:
+                    heights = await dialler.db.read(lambda conn: Store(conn).all_log_heights())
+                    return any(h[0] == author.public_key.hex() and h[2] == count for h in heights)
+
+                return check
+
+            await eventually(await has(1))
+            await peer_replication.stop()
+            await peer.stop()
+            peer, peer_replication = await start_peer(port)
+            await peer.ingest([second])
+            await eventually(await has(2))
+        finally:
+            await replication.stop()
+            await peer_replication.stop()
+            await peer.stop()
+
+
+@pytest.mark.timeout(20)
+async def test_stop_returns_when_tasks_end_in_the_same_loop_iteration(tmp_path: Path) -> None:
+    """Two dial loops backing off from closed ports end in the same loop iteration once cancelled: the
+    second's done callback (which drops it from the task set) is queued after `stop()` resumes. `stop()`
+    must not wait for the set to empty by awaiting finished tasks (that never yields: it spun for ever,
+    and the event loop with it, which made every test that stopped a replicating node hang)."""
+    closed = []
+    for _ in range(2):
+        server = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+        closed.append(Peer("127.0.0.1", server.sockets[0].getsockname()[1]))
+        server.close()
+        await server.wait_closed()
+    async with Node(with_key_groups(NodeConfig(tmp_path / "node"))) as node:
+        for _ in range(5):
+            replication = Replication(node, ReplicationConfig(KeyPair.generate(), "127.0.0.1", 0, peers=tuple(closed)))
+            await replication.start()
+            await asyncio.sleep(0.05)  # both dial loops refused, sleeping in their backoff
+            await replication.stop()
+            assert not [task for task in replication._tasks if not task.done()]
