@@ -124,9 +124,12 @@ def _run_node(args: argparse.Namespace, data_dir: Path, configure: Configure | N
                 )
                 return 1
             print(peer_address(settings))
-            hint = wildcard_hint(settings.replication_host)
-            if hint:
-                print(f"panda node:{hint}", file=sys.stderr)
+            if wildcard_hint(settings.replication_host):
+                print(
+                    f"panda node: replace {settings.replication_host or '0.0.0.0'} with this machine's address on "
+                    "the peer's network",
+                    file=sys.stderr,
+                )
             return 0
         logging.basicConfig(
             level=settings.log_level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"

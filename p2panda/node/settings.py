@@ -171,7 +171,7 @@ class _Settings(BaseModel):
 
 
 def _flag(key: str) -> str:
-    return "--" + key.replace("_", "-")
+    return "--peer" if key == "peers" else "--" + key.replace("_", "-")
 
 
 def _describe(error: Any, origin: dict[str, str], given: dict[str, Any]) -> str:

@@ -36,7 +36,7 @@ def panda_node(tmp_path: Path, *args: str, config: str | None = None) -> subproc
         ('network_key = "abc"\n', [], "network_key = 'abc' (in "),
         ('peers = ["nowhere"]\n', [], "peer 'nowhere' is not <node key>@host:port"),
         ('peers = ["127.0.0.1:2022"]\n', [], "peer '127.0.0.1:2022' has no node key: write it as <node key>@"),
-        ("", ["--peer", "localhost:2022"], "to get the key, run `panda node --print-address` on that machine"),
+        ("", ["--peer", "localhost:2022"], "--peer ['localhost:2022']: peer 'localhost:2022' has no node key"),
         ("", ["--peer", "abcd@localhost:2022"], "'abcd' is not a node key (64 hex digits of an Ed25519 public key)"),
         ('allowed_origins = ["*"]\n', [], "'*' is not an origin like http://localhost:5173"),
         ("[http_limits]\nmax_connections = -1\n", [], "http_limits.max_connections = -1 (in "),
