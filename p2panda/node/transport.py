@@ -35,8 +35,15 @@ import nacl.exceptions
 
 from p2panda.identity import KeyPair, PublicKey
 from p2panda.node.errors import NodeError
-from p2panda.node.shs import ACCEPT_SIZE, AUTH_SIZE, HELLO_SIZE, ClientHandshake, HandshakeFailed, ServerHandshake
-from p2panda.node.shs import SessionKeys as _Keys
+from p2panda.node.shs import (
+    ACCEPT_SIZE,
+    AUTH_SIZE,
+    HELLO_SIZE,
+    ClientHandshake,
+    HandshakeFailed,
+    ServerHandshake,
+    SessionKeys,
+)
 
 __all__ = [
     "DEFAULT_NETWORK_KEY",
@@ -91,7 +98,7 @@ def _increment(nonce: bytes) -> bytes:
 class BoxStream:
     """An authenticated, encrypted stream of frames to one peer (`peer` is its node key)."""
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, keys: _Keys) -> None:
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, keys: SessionKeys) -> None:
         self._reader, self._writer = reader, writer
         self._keys = keys
         self._send_nonce, self._receive_nonce = keys.encrypt_nonce, keys.decrypt_nonce
