@@ -91,7 +91,7 @@ async def latency(messages: int) -> list[float]:
         Chat(client) as chat,
     ):
         assert node.replication is not None
-        peer = f"127.0.0.1:{node.replication.port}"
+        peer = str(node.replication.address)
         args = [sys.executable, __file__, "--bob", str(root / "bob"), bob_keys.private_key().hex(), peer]
         process = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, text=True)
         assert process.stdout is not None

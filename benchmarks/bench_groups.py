@@ -70,7 +70,7 @@ async def end_to_end(messages: int, history: bool) -> tuple[float, float]:
                 ECHO,
                 str(root / "bob"),
                 bob.private_key().hex(),
-                f"127.0.0.1:{node.replication.port}",
+                str(node.replication.address),
             ],
             cwd=ROOT,
             stdout=subprocess.PIPE,

@@ -113,9 +113,7 @@ async def bulk(node: Node, source: PandaNode, total: int) -> tuple[Replication, 
 
 
 def config(source: PandaNode) -> ReplicationConfig:
-    return ReplicationConfig(
-        KeyPair.generate(), "127.0.0.1", 0, peers=(Peer("127.0.0.1", source.replication_port, None),)
-    )
+    return ReplicationConfig(KeyPair.generate(), "127.0.0.1", 0, peers=(Peer.parse(source.address),))
 
 
 async def live(source: PandaNode, node: Node, schema: SchemaId, count: int, rate: float) -> list[float]:

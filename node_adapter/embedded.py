@@ -19,10 +19,11 @@ from p2panda.keystore import load_or_create_node_key
 from p2panda.node import Node as P2PandaNode
 from p2panda.node import NodeConfig
 from p2panda.node.changes import DocumentChanged, Subscription
+from p2panda.node.peer import Peer
 from p2panda.node.policy import OperationStatus
 from p2panda.node.publish import NextArgs
 from p2panda.node.query import QueryError, select_documents
-from p2panda.node.replication import Peer, Replication, ReplicationConfig
+from p2panda.node.replication import Replication, ReplicationConfig
 from p2panda.node.transport import DEFAULT_NETWORK_KEY
 from p2panda.schema import Schema
 from secret_group.schemas import BUNDLE_PATH as SECRET_GROUP_BUNDLE_PATH
@@ -58,7 +59,8 @@ class EmbeddedNode(Node):
     """The node in-process; by default a SQLite file in `data_dir`.
 
     With `replication_port` (0: any free port) it also replicates: it listens on `replication_host`
-    (loopback unless asked), dials `peers` ("host:port" or "key@host:port") and, with `mdns`, finds peers
+    (loopback unless asked), dials `peers` ("<node key>@host:port"; `PeerAddressError` for
+    another form, raised by the constructor) and, with `mdns`, finds peers
     on the local network. Its transport key is the node key in `<data dir>/node.key`, not the
     user's identity, so peers cannot link the node to the identity that signs the data."""
 
@@ -78,7 +80,8 @@ class EmbeddedNode(Node):
                 raise ValueError("give a data directory or a NodeConfig")
             config = NodeConfig(data_dir)
         self.node = P2PandaNode(with_key_groups(config))
-        self._replication_settings = (replication_port, replication_host, tuple(peers), network_key, mdns)
+        parsed = tuple(Peer.parse(p) for p in peers)  # a bad address fails here, before anything starts
+        self._replication_settings = (replication_port, replication_host, parsed, network_key, mdns)
         self.replication: Replication | None = None
         self._started = False
 
@@ -93,7 +96,7 @@ class EmbeddedNode(Node):
                     host,
                     port,
                     network_key or DEFAULT_NETWORK_KEY,
-                    tuple(Peer.parse(p) for p in peers),
+                    peers,
                     mdns=mdns,
                 )
                 self.replication = Replication(self.node, config)

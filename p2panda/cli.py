@@ -62,7 +62,15 @@ def _parser() -> argparse.ArgumentParser:
         help="address for node-to-node connections (default 127.0.0.1: this machine only; 0.0.0.0: every network)",
     )
     node.add_argument(
-        "--peer", action="append", default=[], help="host:port or <node key>@host:port to replicate with (repeatable)"
+        "--peer",
+        action="append",
+        default=[],
+        help="<node key>@host:port of a node to replicate with (repeatable; that node's --print-address)",
+    )
+    node.add_argument(
+        "--print-address",
+        action="store_true",
+        help="print this node's peer address (<node key>@host:port, for others' --peer) and exit",
     )
     node.add_argument("--network-key", help="64 hex digits: a private network (default: the public one)")
     mdns = node.add_mutually_exclusive_group()
@@ -105,7 +113,7 @@ def _run_node(args: argparse.Namespace, data_dir: Path, configure: Configure | N
     import logging
 
     from p2panda.node.errors import NodeError
-    from p2panda.node.run import load_settings, run_node
+    from p2panda.node.run import load_settings, peer_address, run_node, wildcard_hint
 
     try:
         settings = load_settings(
@@ -120,6 +128,22 @@ def _run_node(args: argparse.Namespace, data_dir: Path, configure: Configure | N
             mdns=args.mdns,
             log_level=args.log_level,
         )
+        if args.print_address:
+            if settings.replication_port == 0:
+                print(
+                    "panda node: the replication port is 0 (a free one is picked at each start), so the address is "
+                    "known only then: the node logs it as 'peer address: ...'; give --replication-port to fix it",
+                    file=sys.stderr,
+                )
+                return 1
+            print(peer_address(settings))
+            if wildcard_hint(settings.replication_host):
+                print(
+                    f"panda node: replace {settings.replication_host or '0.0.0.0'} with this machine's address on "
+                    "the peer's network",
+                    file=sys.stderr,
+                )
+            return 0
         logging.basicConfig(
             level=settings.log_level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
         )

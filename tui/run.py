@@ -39,7 +39,12 @@ def chat_parser() -> argparse.ArgumentParser:
         default=None,
         help=f"node-to-node port on 127.0.0.1 (default {DEFAULT_REPLICATION_PORT}, or a free one when taken)",
     )
-    parser.add_argument("--peer", action="append", default=[], help="HOST:PORT of a node to replicate with")
+    parser.add_argument(
+        "--peer",
+        action="append",
+        default=[],
+        help="<node key>@host:port of a node to replicate with (`panda node --print-address` prints a node's)",
+    )
     parser.add_argument("--no-mdns", dest="mdns", action="store_false", default=False, help="no mDNS (the default)")
     parser.add_argument("--mdns", dest="mdns", action="store_true", help="find peers on the local network")
     parser.add_argument("--network-key", default=None, help="64 hex digits: a private network")
@@ -93,6 +98,8 @@ async def run_chat(args: argparse.Namespace) -> int:
         client = await stack.enter_async_context(Client(node, key_pair, state_path=state))
         chat = await stack.enter_async_context(Chat(client))
         app = ChatApp(chat, name=args.name, data_dir=data_dir)
+        if isinstance(node, EmbeddedNode) and node.replication is not None:
+            log.info("peer address: %s", node.replication.address)
         log.info("panda chat started for %s (log %s)", client.me, log_path)
         await app.run_async()
     return 0

@@ -17,12 +17,26 @@ from p2panda.keystore import load_or_create_node_key
 from p2panda.node.api import GraphQLApi, HttpServer
 from p2panda.node.api.limits import RateLimitedErrors
 from p2panda.node.node import Node, NodeConfig
+from p2panda.node.peer import Peer
 from p2panda.node.replication import Replication, ReplicationConfig
 from p2panda.node.settings import NodeSettings, SettingsError, load_settings
 
-__all__ = ["NodeSettings", "SettingsError", "load_settings", "run_node"]
+__all__ = ["NodeSettings", "SettingsError", "load_settings", "peer_address", "run_node", "wildcard_hint"]
 
 log = logging.getLogger("p2panda.node")
+
+
+def wildcard_hint(host: str) -> str:
+    if host in ("", "0.0.0.0", "::"):
+        return f" (put this machine's address on the peer's network in place of {host or '0.0.0.0'})"
+    return ""
+
+
+def peer_address(settings: NodeSettings) -> str:
+    """`<node key>@host:port` of the node these settings run (the node key is made if there is none yet),
+    for `panda node --print-address`."""
+    key = load_or_create_node_key(settings.data_dir).public_key
+    return str(Peer(settings.replication_host, settings.replication_port, key))
 
 
 async def run_node(settings: NodeSettings, configure: Callable[[NodeConfig], NodeConfig] | None = None) -> None:
@@ -60,6 +74,7 @@ async def run_node(settings: NodeSettings, configure: Callable[[NodeConfig], Nod
     try:
         await replication.start()
         log.info("replication ready: port %d, node %s", replication.port, key_pair.public_key.hex())
+        log.info("peer address: %s%s", replication.address, wildcard_hint(settings.replication_host))
         await server.start()
         log.info("node ready: http://%s:%d/graphql", settings.http_host, server.port)
         await stop.wait()

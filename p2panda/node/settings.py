@@ -8,7 +8,8 @@ where it came from and the value, and nothing starts:
 - C3 ports are 0-65535 (0 picks a free one); limits are positive (`max_aliases` and `parse_cache_bytes`
   may be 0).
 - C4 the log level is one of DEBUG, INFO, WARNING, ERROR, CRITICAL (any case).
-- C5 peers are `host:port` or `<node key>@host:port`; the network key is 64 hex digits.
+- C5 peers are `<node key>@host:port` (`peer.py`: a peer without its node key cannot be dialled); the network
+  key is 64 hex digits.
 - C6 allowed origins are `http(s)://host[:port]`; allowed hosts are host names.
 - C7 mDNS announces the replication address to the local network, so it needs a replication host that
   is not loopback-only.
@@ -29,12 +30,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from p2panda.errors import P2PandaError
 from p2panda.node.api.browser import BrowserPolicy
 from p2panda.node.api.cost import GraphQLLimits
 from p2panda.node.api.limits import HttpLimits
 from p2panda.node.errors import NodeError
-from p2panda.node.replication import Peer
+from p2panda.node.peer import Peer, PeerAddressError
 from p2panda.node.transport import DEFAULT_NETWORK_KEY
 
 __all__ = ["NodeSettings", "SettingsError", "load_settings"]
@@ -142,8 +142,8 @@ class _Settings(BaseModel):
         for text in value:
             try:
                 Peer.parse(text)
-            except (ValueError, P2PandaError) as exc:
-                raise ValueError(str(exc)) from exc
+            except PeerAddressError as exc:
+                raise ValueError(str(exc)) from None
         return value
 
     @field_validator("network_key")
@@ -171,7 +171,7 @@ class _Settings(BaseModel):
 
 
 def _flag(key: str) -> str:
-    return "--" + key.replace("_", "-")
+    return "--peer" if key == "peers" else "--" + key.replace("_", "-")
 
 
 def _describe(error: Any, origin: dict[str, str], given: dict[str, Any]) -> str:

@@ -32,7 +32,7 @@ def _body_for(schema: Schema, size: int, fill: str) -> str:
 
 async def test_an_operation_of_the_size_limit_replicates_and_a_larger_one_is_refused(start_node: StartNode) -> None:
     b = start_node(name="b")
-    a = start_node("", "--peer", f"127.0.0.1:{b.replication_port}", name="a")
+    a = start_node("", "--peer", b.address, name="a")
     async with RemoteNode(a.url) as at_a, RemoteNode(b.url) as at_b:
         schema = await at_a.define_schema(ALICE, "page", "a page", {"body": FieldType.parse("str")})
         body = _body_for(schema, MAX_OPERATION_SIZE, "x")

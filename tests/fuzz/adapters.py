@@ -19,7 +19,7 @@ import struct
 import nacl.bindings as sodium
 
 from p2panda.identity import KeyPair
-from p2panda.node import transport
+from p2panda.node import shs, transport
 
 __all__ = ["frame_seeds", "handshake_seeds", "receive_messages", "server_handshake"]
 
@@ -57,8 +57,14 @@ def receive_messages(data: bytes) -> list[bytes]:
         reader = asyncio.StreamReader()
         reader.feed_data(_seal_frames(data))
         reader.feed_eof()
-        keys = transport._Keys(encrypt_key=_KEY, encrypt_nonce=_NONCE, decrypt_key=_KEY, decrypt_nonce=_NONCE)
-        stream = transport.BoxStream(reader, None, keys, _server_key().public_key)  # type: ignore[arg-type]
+        keys = shs.SessionKeys(
+            encrypt_key=_KEY,
+            encrypt_nonce=_NONCE,
+            decrypt_key=_KEY,
+            decrypt_nonce=_NONCE,
+            peer=_server_key().public_key,
+        )
+        stream = transport.BoxStream(reader, None, keys)  # type: ignore[arg-type]
         messages = []
         while True:
             messages.append(await stream.receive_message(_MAX_MESSAGE))
@@ -85,7 +91,7 @@ def server_handshake(data: bytes) -> object:
     """The server side of the handshake against a client that sends `data` and then closes."""
     if data[:1] == b"\x01" and len(data) >= 33:
         ephemeral = data[1:33]
-        data = transport._hmac(transport.DEFAULT_NETWORK_KEY, ephemeral) + ephemeral + data[33:]
+        data = shs._hmac(transport.DEFAULT_NETWORK_KEY, ephemeral) + ephemeral + data[33:]
 
     async def serve() -> object:
         ours, theirs = socket.socketpair()

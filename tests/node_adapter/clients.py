@@ -11,6 +11,7 @@ from typing import TypeVar
 
 from node_adapter import Client, EmbeddedNode, Group
 from p2panda.identity import KeyPair, PublicKey
+from p2panda.keystore import load_or_create_node_key
 from secret_group.schemas import KEY_PACKAGE_SCHEMA
 
 T = TypeVar("T")
@@ -64,7 +65,9 @@ class Person:
 
     @property
     def address(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        """The peer address of this person's node: its node key (kept in the data directory, the same across
+        restarts) @ its port."""
+        return f"{load_or_create_node_key(self.data_dir).public_key.hex()}@127.0.0.1:{self.port}"
 
     def c(self) -> Client:
         assert self.client is not None

@@ -33,7 +33,7 @@ async def test_alice_and_bob_talk_through_a_relay_that_learns_no_plaintext(tmp_p
     relay.start()
     alice = bob = None
     try:
-        address = f"127.0.0.1:{relay.replication_port}"
+        address = relay.address
         alice = await Person(tmp_path, "alice", peers=(address,)).start()
         bob = await Person(tmp_path, "bob", peers=(address,)).start()
         secrets = [f"the launch code is {i}-{'x' * i}" for i in range(1, 4)]
@@ -81,7 +81,7 @@ async def test_a_client_of_a_remote_panda_node_keeps_its_state_in_a_file(tmp_pat
     process.start()
     bob = None
     try:
-        bob = await Person(tmp_path, "bob", peers=(f"127.0.0.1:{process.replication_port}",)).start()
+        bob = await Person(tmp_path, "bob", peers=(process.address,)).start()
         alice_key = KeyPair.generate()
         state = tmp_path / "alice-state.sqlite3"
         async with RemoteNode(process.url) as remote:

@@ -11,6 +11,7 @@ from textual.pilot import Pilot
 from node_adapter import Client, EmbeddedNode
 from node_adapter.chat import Chat
 from p2panda.identity import KeyPair, PublicKey
+from p2panda.keystore import load_or_create_node_key
 from tests.node_adapter.clients import eventually
 from tui.app import ChatApp
 from tui.timeline import TimelineView
@@ -35,7 +36,9 @@ class Person:
 
     @property
     def address(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        """The peer address of this person's node: its node key (kept in the data directory, the same across
+        restarts) @ its port."""
+        return f"{load_or_create_node_key(self.data_dir).public_key.hex()}@127.0.0.1:{self.port}"
 
     async def start(self) -> Person:
         self._stack = AsyncExitStack()

@@ -13,7 +13,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 
-__all__ = ["Terminal", "free_port", "tmux_available", "envelopes_stored"]
+__all__ = ["Terminal", "free_port", "peer_address", "tmux_available", "envelopes_stored"]
 
 
 def tmux_available() -> bool:
@@ -24,6 +24,21 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def peer_address(data_dir: Path, port: int) -> str:
+    """What a user shares so that others can dial their chat's node: `panda node --print-address` on the same
+    data directory and port (the node key is `node.key` there, made now if the chat has not run yet)."""
+    flags = ["--data-dir", str(data_dir), "--replication-port", str(port), "--print-address"]
+    result = subprocess.run(
+        [sys.executable, "-m", "node_adapter.cli", "node", *flags],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return result.stdout.strip()
 
 
 def envelopes_stored(data_dir: Path, schema_id: str) -> int:

@@ -11,7 +11,7 @@ import pytest
 
 from p2panda.keystore import create_identity
 from secret_group.schemas import ENVELOPE
-from tests.tui.terminal import Terminal, envelopes_stored, free_port, tmux_available
+from tests.tui.terminal import Terminal, envelopes_stored, free_port, peer_address, tmux_available
 
 pytestmark = [
     pytest.mark.timeout(300),
@@ -25,7 +25,15 @@ def test_messages_written_while_the_peer_is_stopped_arrive_in_order_when_it_retu
     bob_key = create_identity(tmp_path / "bob").public_key.hex()
     alice_port, bob_port = free_port(), free_port()
     alice = Terminal(tmp_path, "alice", ["--name", "alice", "--replication-port", str(alice_port), "--no-mdns"])
-    bob_args = ["--name", "bob", "--replication-port", str(bob_port), "--peer", f"127.0.0.1:{alice_port}", "--no-mdns"]
+    bob_args = [
+        "--name",
+        "bob",
+        "--replication-port",
+        str(bob_port),
+        "--peer",
+        peer_address(tmp_path / "alice", alice_port),
+        "--no-mdns",
+    ]
     bob = Terminal(tmp_path, "bob", bob_args)
     try:
         bob.wait_for("online (1 peer)")

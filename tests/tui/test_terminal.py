@@ -11,7 +11,7 @@ import pytest
 
 from p2panda.keystore import create_identity
 from secret_group.schemas import ENVELOPE
-from tests.tui.terminal import Terminal, envelopes_stored, free_port, tmux_available
+from tests.tui.terminal import Terminal, envelopes_stored, free_port, peer_address, tmux_available
 
 pytestmark = [
     pytest.mark.timeout(300),
@@ -26,7 +26,15 @@ def test_two_terminals_chat_edit_delete_and_removal(tmp_path: Path) -> None:
     bob = Terminal(
         tmp_path,
         "bob",
-        ["--name", "bob", "--replication-port", str(bob_port), "--peer", f"127.0.0.1:{alice_port}", "--no-mdns"],
+        [
+            "--name",
+            "bob",
+            "--replication-port",
+            str(bob_port),
+            "--peer",
+            peer_address(tmp_path / "alice", alice_port),
+            "--no-mdns",
+        ],
     )
     try:
         alice.wait_for("no chat open")

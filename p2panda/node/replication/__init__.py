@@ -1,5 +1,6 @@
 """Replication between nodes: aquadoggo's message vocabulary over our encrypted transport."""
 
+from p2panda.node.peer import Peer, PeerAddressError
 from p2panda.node.replication.messages import (
     Announce,
     EntryMessage,
@@ -12,7 +13,7 @@ from p2panda.node.replication.messages import (
     encode_message,
     sort_target,
 )
-from p2panda.node.replication.service import Peer, Replication, ReplicationConfig
+from p2panda.node.replication.service import Replication, ReplicationConfig
 
 __all__ = [
     "Announce",
@@ -21,6 +22,7 @@ __all__ = [
     "InvalidMessage",
     "Message",
     "Peer",
+    "PeerAddressError",
     "Replication",
     "ReplicationConfig",
     "SyncDone",

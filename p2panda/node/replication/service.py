@@ -30,6 +30,7 @@ from p2panda.identity import KeyPair, PublicKey
 from p2panda.node.discovery import Discovery
 from p2panda.node.errors import AlreadyStored, PreviousNotFound, SchemaNotAllowed, SchemaNotFound, SeqNumMismatch
 from p2panda.node.node import Node
+from p2panda.node.peer import Peer
 from p2panda.node.publish import Published
 from p2panda.node.replication.messages import (
     MAX_MESSAGE,
@@ -55,7 +56,7 @@ from p2panda.node.transport import (
 )
 from p2panda.schema import SchemaId, SystemSchema
 
-__all__ = ["Peer", "Rejected", "Replication", "ReplicationConfig"]
+__all__ = ["Rejected", "Replication", "ReplicationConfig"]
 
 log = logging.getLogger(__name__)
 
@@ -70,26 +71,6 @@ _MAX_INBOX_BYTES = 32 * 1024 * 1024
 _BATCH = 1_000
 _BATCH_BYTES = 16 * 1024 * 1024
 _BACKOFF = (0.2, 30.0)
-
-
-@dataclass(frozen=True, slots=True)
-class Peer:
-    """A static peer: `host:port`, or `<node public key hex>@host:port` to insist on that node."""
-
-    host: str
-    port: int
-    public_key: PublicKey | None = None
-
-    @classmethod
-    def parse(cls, text: str) -> Peer:
-        key_text, _, address = text.rpartition("@")
-        host, sep, port = address.rpartition(":")
-        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise ValueError(f"peer {text!r} is not host:port or <public key>@host:port")
-        return cls(host.strip("[]"), int(port), PublicKey.from_hex(key_text) if key_text else None)
-
-    def __str__(self) -> str:
-        return f"{self.host}:{self.port}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +117,12 @@ class Replication:
         if self._server is None:
             raise RuntimeError("replication is not started")
         return int(self._server.sockets[0].getsockname()[1])
+
+    @property
+    def address(self) -> Peer:
+        """This node's peer address, `<node key>@host:port`, what other nodes dial (a wildcard host such as
+        0.0.0.0 stands for this machine's address on the network the peer is on)."""
+        return Peer(self.config.host, self.port, self.config.key_pair.public_key)
 
     def peer_heights(self, public_key: str) -> dict[int, int]:
         """Per log of `public_key`, the highest seq num a connected peer node has: reported by it, sent
@@ -221,7 +208,7 @@ class Replication:
             task.add_done_callback(self._tasks.discard)
         try:
             stream = await accept(reader, writer, self.config.key_pair, self.config.network_key, self.admit)
-        except (HandshakeFailed, TimeoutError, ConnectionError) as exc:
+        except (HandshakeFailed, ConnectionError) as exc:
             log.info("refused a connection from %s: %s", writer.get_extra_info("peername"), exc)
             writer.close()
             return
@@ -245,9 +232,9 @@ class Replication:
             else:
                 try:
                     stream = await connect(
-                        reader, writer, self.config.key_pair, self.config.network_key, peer.public_key
+                        reader, writer, self.config.key_pair, peer.public_key, self.config.network_key
                     )
-                except (HandshakeFailed, TimeoutError, ConnectionError) as exc:
+                except (HandshakeFailed, ConnectionError) as exc:
                     log.warning("handshake with %s failed: %s", peer, exc)
                     writer.close()
                 else:

@@ -38,6 +38,7 @@ class PandaNode:
         self.url = ""
         self.replication_port = 0
         self.node_key = ""
+        self.address = ""  # the peer address the node logs: <node key>@127.0.0.1:<replication port>
         self.log: list[str] = []
 
     def start(self) -> None:
@@ -57,6 +58,9 @@ class PandaNode:
             replication = re.search(r"replication ready: port (\d+), node ([0-9a-f]{64})", line)
             if replication:
                 self.replication_port, self.node_key = int(replication.group(1)), replication.group(2)
+            address = re.search(r"peer address: (\S+)", line)
+            if address:
+                self.address = address.group(1)
             match = re.search(r"node ready: (http://\S+)", line)
             if match:
                 self.url = match.group(1)

@@ -17,6 +17,7 @@ from node_adapter import QueryRefused, RemoteNode
 from node_adapter.embedded import with_key_groups
 from p2panda import KeyPair
 from p2panda.ids import DocumentId
+from p2panda.keystore import load_or_create_node_key
 from p2panda.node import Node, NodeConfig
 from p2panda.node import tables as t
 from tests.p2panda.node.postgres import free_port
@@ -52,8 +53,15 @@ async def stored_state(data_dir: Path) -> tuple[str, str, int]:
 async def test_random_publishes_with_kill_9_converge(tmp_path: Path, vectors: dict[str, Any]) -> None:
     rng = random.Random(7)
     ports = [free_port() for _ in range(3)]
+    # Node keys made before the first start (as `panda node --print-address` does), so each node can be
+    # given the next one's peer address.
+    keys = [load_or_create_node_key(tmp_path / name).public_key.hex() for name in "abc"]
     nodes = [
-        PandaNode(tmp_path / name, extra=["--peer", f"127.0.0.1:{ports[(i + 1) % 3]}"], replication_port=ports[i])
+        PandaNode(
+            tmp_path / name,
+            extra=["--peer", f"{keys[(i + 1) % 3]}@127.0.0.1:{ports[(i + 1) % 3]}"],
+            replication_port=ports[i],
+        )
         for i, name in enumerate("abc")
     ]
     authors = [KeyPair.generate() for _ in nodes]  # author i writes through node i only, as a client would

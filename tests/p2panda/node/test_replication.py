@@ -70,8 +70,9 @@ def node(tmp_path: Path, name: str, started: list[PandaNode], *extra: str) -> Pa
 
 async def test_a_chain_relays_both_ways(tmp_path: Path, processes: list[PandaNode], vectors: dict[str, Any]) -> None:
     a = node(tmp_path, "a", processes)
-    b = node(tmp_path, "b", processes, "--peer", f"127.0.0.1:{a.replication_port}")
-    c = node(tmp_path, "c", processes, "--peer", f"{b.node_key}@127.0.0.1:{b.replication_port}")
+    assert a.address == f"{a.node_key}@127.0.0.1:{a.replication_port}"  # the address a node logs at start
+    b = node(tmp_path, "b", processes, "--peer", a.address)
+    c = node(tmp_path, "c", processes, "--peer", b.address)
     steps = vectors["node_flow"]["steps"]
     async with RemoteNode(a.url) as on_a, RemoteNode(c.url) as on_c:
         for step in steps:
@@ -99,13 +100,16 @@ async def test_a_chain_relays_both_ways(tmp_path: Path, processes: list[PandaNod
         assert time.monotonic() - start < 5  # live mode, not rounds
 
 
-async def test_wrong_network_key_gets_nothing(
+async def test_wrong_network_key_or_node_key_gets_nothing(
     tmp_path: Path, processes: list[PandaNode], vectors: dict[str, Any]
 ) -> None:
     a = node(tmp_path, "a", processes)
-    private = node(tmp_path, "p", processes, "--peer", f"127.0.0.1:{a.replication_port}", "--network-key", "ab" * 32)
-    # Positive control: a node dialling A the same way on A's network receives the entry meanwhile.
-    public = node(tmp_path, "q", processes, "--peer", f"127.0.0.1:{a.replication_port}")
+    private = node(tmp_path, "p", processes, "--peer", a.address, "--network-key", "ab" * 32)
+    # Dialling A's address with another node's key: standard SHS, A cannot open the auth and closes.
+    other = KeyPair.from_private_key(bytes([3]) * 32).public_key.hex()
+    wrong = node(tmp_path, "w", processes, "--peer", f"{other}@127.0.0.1:{a.replication_port}")
+    # Positive control: a node dialling A the same way on A's network, with A's key, receives the entry.
+    public = node(tmp_path, "q", processes, "--peer", a.address)
     steps = vectors["node_flow"]["steps"]
     async with RemoteNode(a.url) as on_a, RemoteNode(private.url) as on_private, RemoteNode(public.url) as on_public:
         await on_a.publish(bytes.fromhex(steps[0]["entry"]), bytes.fromhex(steps[0]["operation"]))
@@ -115,8 +119,21 @@ async def test_wrong_network_key_gets_nothing(
             return await on_public.log_heights(key) == {0: 1}
 
         await eventually(public_has_it)
-        await eventually(lambda: _logged(private, "handshake"))  # it did dial, and was refused
+        # They did dial, and each failure is one log line naming the message and why, on both sides.
+        await eventually(lambda: _logged(private, "M2 server hello: the peer closed the connection after 0 of 64"))
+        await eventually(lambda: _logged(a, "M1 client hello: the hello is not for our network key"))
+        await eventually(
+            lambda: _logged(
+                wrong, f"M4 server accept: the peer closed the connection after 0 of 80 bytes (it is not node {other}"
+            )
+        )
+        await eventually(
+            lambda: _logged(a, f"M3 client auth: the box does not open (the client did not dial node key {a.node_key}")
+        )
         assert await on_private.log_heights(key) == {}
+        async with RemoteNode(wrong.url) as on_wrong:
+            assert await on_wrong.log_heights(key) == {}
+        assert not [line for p in (a, private, wrong) for line in p.log if "Traceback" in line]
 
 
 async def _logged(process: PandaNode, text: str) -> bool:

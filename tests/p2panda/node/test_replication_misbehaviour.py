@@ -65,7 +65,7 @@ async def test_bad_entries_from_a_peer_are_rejected_and_change_nothing(
     bad = [(forged, good_payload), (good_raw, mutated), (fork, fork_payload), (garbage, b"")]
 
     reader, writer = await asyncio.open_connection("127.0.0.1", replication.port)
-    stream = await connect(reader, writer, KeyPair.generate())
+    stream = await connect(reader, writer, KeyPair.generate(), replication.config.key_pair.public_key)
     try:
         await stream.send_message(encode_message(SyncRequest(0, 0, (str(MESSAGE),))))
         await stream.send_message(encode_message(Have(0, ())))
@@ -105,7 +105,7 @@ async def test_entries_arrive_in_any_order(receiver: tuple[Node, Replication], v
     kp = KeyPair.generate()
     pairs = message_log(kp, 0, 6)
     reader, writer = await asyncio.open_connection("127.0.0.1", replication.port)
-    stream = await connect(reader, writer, KeyPair.generate())
+    stream = await connect(reader, writer, KeyPair.generate(), replication.config.key_pair.public_key)
     try:
         await stream.send_message(encode_message(SyncRequest(0, 0, (str(MESSAGE),))))
         await stream.send_message(encode_message(Have(0, ())))
