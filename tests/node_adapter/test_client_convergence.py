@@ -21,6 +21,7 @@ from keygroups import Level, Member
 from node_adapter import Client, Group, RemoteNode
 from node_adapter.client import _decode_commit as cbor_commit
 from p2panda.identity import KeyPair, PublicKey
+from p2panda.keystore import load_or_create_node_key
 from secret_group.convergence import R
 from secret_group.documents import CommitDoc
 from tests.node_adapter.clients import eventually, key_packages_visible
@@ -40,7 +41,9 @@ class Net:
         self.stack = stack
         self.ports = {"a": free_port(), "b": free_port()}
         self.nodes = {side: PandaNode(root / side, replication_port=port) for side, port in self.ports.items()}
-        peers = [arg for port in self.ports.values() for arg in ("--peer", f"127.0.0.1:{port}")]
+        # Node keys made before the first start (as `panda node --print-address` does): the bridge dials by them.
+        keys = {side: load_or_create_node_key(root / side).public_key.hex() for side in self.ports}
+        peers = [arg for side, port in self.ports.items() for arg in ("--peer", f"{keys[side]}@127.0.0.1:{port}")]
         self.bridge = PandaNode(root / "bridge", extra=peers)
         self.remotes: dict[str, RemoteNode] = {}
         self.people: dict[str, Person] = {}
