@@ -247,7 +247,9 @@ async def test_connected_managers_make_one_commit_per_parent(net: Net) -> None:
     """Key-group changes that no client committed itself (made on the bridge node, one hop from both
     managers' nodes) reach two connected managers at about the same time: the second in rank waits one
     stagger more and stands down (S1, S2), so every parent has exactly one child."""
-    alice, bob = await net.person("alice", "a", stagger=1.0), await net.person("bob", "b", stagger=1.0)
+    # A stagger well above the two-hop replication delay even on a loaded 2-core CI machine (at 1 s the
+    # second manager sometimes had not seen the first's commit yet and made a rival).
+    alice, bob = await net.person("alice", "a", stagger=2.5), await net.person("bob", "b", stagger=2.5)
     frank, gina = await net.person("frank", "b"), await net.person("gina", "a")
     await _group(net, alice, [(bob, Level.MANAGE)])
     admin = await _admin(net, alice)
@@ -273,7 +275,7 @@ async def test_connected_managers_make_one_commit_per_parent(net: Net) -> None:
             return (person.key.hex() in members) == (level is not None) and alice.state() == bob.state()
 
         await eventually(committed, what=f"{person.name} {'added' if level else 'removed'}")
-    await asyncio.sleep(3.0)  # the other manager's staggered wait is over: it stood down
+    await asyncio.sleep(6.0)  # the other manager's staggered wait is over: it stood down
     final = await _converged([alice, bob], "both managers on one branch")
     assert final[0] == 1 + len(changes)  # the add of Bob, then one commit per change
     for person in (alice, bob):

@@ -131,10 +131,12 @@ async def test_a_dialler_notices_its_peer_restart_and_gets_what_the_peer_took_si
     first, second = message_log(author, 0, 2)
     dialler_key = KeyPair.generate()
 
+    peer_key = KeyPair.generate()  # the same node key across the restart, as a node's key file gives
+
     async def start_peer(port: int) -> tuple[Node, Replication]:
         node = Node(with_key_groups(NodeConfig(tmp_path / "peer")))
         await node.start()
-        replication = Replication(node, ReplicationConfig(KeyPair.generate(), "127.0.0.1", port))
+        replication = Replication(node, ReplicationConfig(peer_key, "127.0.0.1", port))
         await replication.start()
         return node, replication
 
@@ -143,7 +145,8 @@ async def test_a_dialler_notices_its_peer_restart_and_gets_what_the_peer_took_si
     await peer.ingest([*schema_steps(vectors), first])
     async with Node(with_key_groups(NodeConfig(tmp_path / "dialler"))) as dialler:
         replication = Replication(
-            dialler, ReplicationConfig(dialler_key, "127.0.0.1", 0, peers=(Peer("127.0.0.1", port),))
+            dialler,
+            ReplicationConfig(dialler_key, "127.0.0.1", 0, peers=(Peer("127.0.0.1", port, peer_key.public_key),)),
         )
         await replication.start()
         try:
@@ -176,7 +179,7 @@ async def test_stop_returns_when_tasks_end_in_the_same_loop_iteration(tmp_path: 
     closed = []
     for _ in range(2):
         server = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
-        closed.append(Peer("127.0.0.1", server.sockets[0].getsockname()[1]))
+        closed.append(Peer("127.0.0.1", server.sockets[0].getsockname()[1], KeyPair.generate().public_key))
         server.close()
         await server.wait_closed()
     async with Node(with_key_groups(NodeConfig(tmp_path / "node"))) as node:
