@@ -65,7 +65,7 @@ def entries_of(timeline: Timeline, me: PublicKey, name_of: Callable[[PublicKey],
         )
     for envelope_id, reason in timeline.undecryptable:
         out.append(Entry(f"u:{envelope_id}", Content.styled(f"⚠ a message could not be decrypted: {reason}", "$error")))
-    by_id = {m.id: m for m in timeline.messages}
+    by_id = {**timeline.quoted, **{m.id: m for m in timeline.messages}}
     items: list[tuple[int, str, Message | FileInfo]] = [(m.lamport, m.id, m) for m in timeline.messages]
     items += [(f.lamport, f.id, f) for f in timeline.files]
     items.sort(key=lambda i: (i[0], i[1]))
