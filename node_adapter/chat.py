@@ -23,7 +23,11 @@ Checks (named in the tests):
 - CH2 a search is plain text: FTS5 syntax in it is searched for, never interpreted;
 - CH3 a file to send exists, is a regular file, and is at most `MAX_FILE_SIZE` bytes;
 - CH4 a saved file's pieces are all there and its digest matches, or nothing is written;
-- CH5 a public key given by the user is 64 hex digits of a valid key (`InvalidPublicKey` otherwise).
+- CH5 a public key given by the user is 64 hex digits of a valid key (`InvalidPublicKey` otherwise);
+- CH6 leaving: a member asks to be removed with an encrypted `chat_leave` document; the manager that
+  commits membership changes (the lowest key among the other managers that are MLS members) removes the
+  author of a new `chat_leave`, and only its author, from the key group and the MLS group. A member that
+  is the chat's only manager cannot leave (`CannotLeave`): nobody could commit it.
 
 The index follows the client's decrypted operations with a durable cursor (`ClientStore.inner_after`:
 a counter that only grows): on every message event, and once at start, the documents of the operations
@@ -59,7 +63,14 @@ from p2panda.errors import P2PandaError
 from p2panda.identity import PublicKey
 from p2panda.operation.value import OperationValue
 from p2panda.varu64 import decode_varu64
-from secret_group.schemas import CHAT_FILE_PIECE_SCHEMA, CHAT_FILE_SCHEMA, CHAT_MESSAGE_SCHEMA, CHAT_PROFILE_SCHEMA
+from secret_group.errors import NotMember
+from secret_group.schemas import (
+    CHAT_FILE_PIECE_SCHEMA,
+    CHAT_FILE_SCHEMA,
+    CHAT_LEAVE_SCHEMA,
+    CHAT_MESSAGE_SCHEMA,
+    CHAT_PROFILE_SCHEMA,
+)
 
 __all__ = [
     "Chat",
@@ -68,6 +79,7 @@ __all__ = [
     "FileInfo",
     "FileIncomplete",
     "FileRefused",
+    "CannotLeave",
     "InvalidName",
     "MAX_FILE_SIZE",
     "MemberInfo",
@@ -98,6 +110,10 @@ class FileRefused(ChatError):
 
 class FileIncomplete(ChatError):
     """A file whose pieces are not all here yet, or whose digest does not match (CH4)."""
+
+
+class CannotLeave(ChatError):
+    """Leaving would leave the chat without a manager that can commit (CH6)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +157,7 @@ class Timeline:
     undecryptable: list[tuple[str, str]]  # (envelope id, reason)
     unavailable: int  # envelopes from before we joined (ratchet chats)
     removed: bool  # we were removed: nothing sent afterwards reaches us
+    left: list[tuple[PublicKey, int]] = dataclasses.field(default_factory=list)  # (who asked to leave, lamport)
     older: int = 0  # messages and files before these, not read (`timeline(limit=...)`)
     quoted: dict[str, Message] = dataclasses.field(default_factory=dict)  # replied-to messages not in `messages`
 
@@ -183,6 +200,7 @@ class Chat:
         self.lock = asyncio.Lock()  # MLS members per group when we last wrote our profile
         self.last_sync: float | None = None
         self._positions: dict[str, tuple[int, int]] = {}  # own envelope id -> (log id, seq num)
+        self._leaves: set[tuple[str, str]] = set()  # (group id, chat_leave id) to act on (CH6)
 
     async def __aenter__(self) -> Self:
         await self.start()
@@ -243,13 +261,29 @@ class Chat:
             queue.put_nowait(event)
 
     async def _follow(self, events: AsyncIterator[ClientEvent], first: asyncio.Future[ClientEvent]) -> None:
+        await self._act_on_leaves()  # requests that arrived while this chat was not running
         event = await first
         while True:
             try:
                 await self._on_event(event)
+                await self._act_on_leaves()
             except (P2PandaError, OSError) as exc:  # one bad document never stops the chat
                 log.warning("handling %s: %s", event, exc)
             event = await anext(events)
+
+    async def _act_on_leaves(self) -> None:
+        """CH6: remove the authors of new leave requests, when we are the manager that commits."""
+        requests, self._leaves = sorted(self._leaves), set()
+        for group_id, document_id in requests:  # only new requests: an old one never removes a re-added member
+            group = Group(self.client, group_id)
+            doc = self.client.document_of(group_id, document_id, CHAT_LEAVE_SCHEMA)
+            if doc is None or not group.is_member or doc.owner == self.me:
+                continue
+            members = await group.members()
+            managers = sorted(k.hex() for k, level in members.items() if level == Level.MANAGE and k != doc.owner)
+            if doc.owner in members and managers and managers[0] == self.client.me:
+                async with self.lock:
+                    await group.remove(doc.owner)
 
     async def _on_event(self, event: ClientEvent) -> None:
         self.last_sync = time.time()
@@ -329,6 +363,8 @@ class Chat:
             if schema_id == str(CHAT_MESSAGE_SCHEMA.id) and document_id:  # "": linked (and indexed) later
                 documents[(group_id, document_id)] = None
             names = names or schema_id == str(CHAT_PROFILE_SCHEMA.id)
+            if schema_id == str(CHAT_LEAVE_SCHEMA.id) and document_id:
+                self._leaves.add((group_id, document_id))
         index, unindex = [], []
         groups = {g for g, _ in documents}
         built = {g: self._built(g) for g in groups if sum(1 for d in documents if d[0] == g) > _BULK}
@@ -505,7 +541,9 @@ class Chat:
                 if row is not None:
                     quoted[row.id] = self._message(row)
         undecryptable = [(i, r or "") for i, s, r in self.client.store.statuses(group.id, "envelope") if s == "refused"]
-        return Timeline(messages, files, undecryptable, group.unavailable(), not group.is_member, older, quoted)
+        left = [(d.owner, _lamport(d)) for d in self.client.documents_of(group.id, CHAT_LEAVE_SCHEMA)]
+        removed = not group.is_member
+        return Timeline(messages, files, undecryptable, group.unavailable(), removed, left, older, quoted)
 
     def _message(self, row: IndexedMessage) -> Message:
         """An indexed message with its outbox state when it is our own."""
@@ -529,6 +567,18 @@ class Chat:
     async def messages(self, group: Group) -> list[Message]:
         """Every message of a group from the index, in causal order, with outbox states."""
         return [self._message(r) for r in self.store.newest(group.id, self.store.count(group.id))]
+
+    async def leave(self, group: Group) -> None:
+        """CH6: ask to be removed (a manager commits it); the app stops showing the chat. The caller
+        holds `lock`."""
+        if not group.is_member:
+            raise NotMember(f"{self.client.me} is no longer a member of chat {group.name!r}")
+        members = await group.members()
+        if not [k for k, level in members.items() if level == Level.MANAGE and k != self.me]:
+            raise CannotLeave(
+                f"you are the only manager of {group.name!r}: give another member manage level first (/add KEY manage)"
+            )
+        await group.create(CHAT_LEAVE_SCHEMA, {"lamport": self.client.next_lamport()})
 
     async def retry(self, group: Group, message: Message) -> str:
         """Send a failed message again (a new message with the same text); the failed copy is hidden."""

@@ -355,9 +355,11 @@ class ChatApp(App[None]):
             await self._open(group_or_none.id)
         elif name == "leave":
             group = self._group()
+            if group.is_member:
+                await self.chat.leave(group)  # CH6: a manager commits the removal
             self.chat.set_setting(f"left:{group.id}", "1")
             self.current = None
-            self.notice(f"left {group.name} on this machine (a manager removes you for good); /open {group.name}")
+            self.notice(f"you left {group.name}: a manager removes you, then you read nothing sent there")
         elif name == "name":
             await self.chat.set_name_unlocked(args[0])
             self.notice(f"your display name is now {args[0]}")

@@ -24,6 +24,7 @@ def test_schema_constants_match_the_definitions() -> None:
     assert str(by_name["chat_profile"].id) == schemas.CHAT_PROFILE
     assert str(by_name["chat_file"].id) == schemas.CHAT_FILE
     assert str(by_name["chat_file_piece"].id) == schemas.CHAT_FILE_PIECE
+    assert str(by_name["chat_leave"].id) == schemas.CHAT_LEAVE and schemas.CHAT_LEAVE in schemas.INNER_SCHEMAS
     assert schemas.CHAT_PROFILE in schemas.INNER_SCHEMAS and schemas.CHAT_FILE_PIECE in schemas.INNER_SCHEMAS
 
 
