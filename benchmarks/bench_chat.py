@@ -142,7 +142,7 @@ async def startup(data_dir: Path) -> None:
     timeline is polled every 10 ms (a refresh hook would miss a first refresh that came before it)."""
     async with (
         EmbeddedNode(data_dir) as node,
-        Client(node, load_identity(data_dir)) as client,
+        Client(node, load_identity(data_dir), sync_in_background=True) as client,  # as `panda chat`
         Chat(client) as chat,
     ):
         started = time.time()

@@ -23,10 +23,17 @@ Checks (named in the tests):
 - CH2 a search is plain text: FTS5 syntax in it is searched for, never interpreted;
 - CH3 a file to send exists, is a regular file, and is at most `MAX_FILE_SIZE` bytes;
 - CH4 a saved file's pieces are all there and its digest matches, or nothing is written;
-- CH5 a public key given by the user is 64 hex digits of a valid key (`InvalidPublicKey` otherwise).
+- CH5 a public key given by the user is 64 hex digits of a valid key (`InvalidPublicKey` otherwise);
+- CH6 leaving: a member asks to be removed with an encrypted `chat_leave` document; the manager that
+  commits membership changes (the lowest key among the other managers that are MLS members) removes the
+  author of a new `chat_leave`, and only its author, from the key group and the MLS group. A member that
+  is the chat's only manager cannot leave (`CannotLeave`): nobody could commit it.
 
-The index follows `Client.events()`: every event re-reads the one document it names, so edits replace
-the indexed text and deletes remove it.
+The index follows the client's decrypted operations with a durable cursor (`ClientStore.inner_after`:
+a counter that only grows): on every message event, and once at start, the documents of the operations
+stored after the cursor are built again and indexed (edits replace the text, deletes remove it), then
+the cursor moves. A restart only reads what arrived since the last one, and the timeline is rendered
+from the index (the newest `limit` messages), so 10 000 messages of history cost nothing at start.
 """
 
 from __future__ import annotations
@@ -52,11 +59,18 @@ from node_adapter.errors import NodeAdapterError
 from node_adapter.group import Group, Message
 from node_adapter.safety import fingerprint, safety_number
 from p2panda.document import Document
-from p2panda.entry.decode import decode_entry
 from p2panda.errors import P2PandaError
 from p2panda.identity import PublicKey
 from p2panda.operation.value import OperationValue
-from secret_group.schemas import CHAT_FILE_PIECE_SCHEMA, CHAT_FILE_SCHEMA, CHAT_MESSAGE_SCHEMA, CHAT_PROFILE_SCHEMA
+from p2panda.varu64 import decode_varu64
+from secret_group.errors import NotMember
+from secret_group.schemas import (
+    CHAT_FILE_PIECE_SCHEMA,
+    CHAT_FILE_SCHEMA,
+    CHAT_LEAVE_SCHEMA,
+    CHAT_MESSAGE_SCHEMA,
+    CHAT_PROFILE_SCHEMA,
+)
 
 __all__ = [
     "Chat",
@@ -65,6 +79,7 @@ __all__ = [
     "FileInfo",
     "FileIncomplete",
     "FileRefused",
+    "CannotLeave",
     "InvalidName",
     "MAX_FILE_SIZE",
     "MemberInfo",
@@ -78,6 +93,7 @@ log = logging.getLogger("node_adapter.chat")
 MAX_FILE_SIZE = 8 * 1024 * 1024
 PIECE_SIZE = 32 * 1024  # well under an entry's payload limit once sealed and CBOR-encoded
 MAX_NAME = 64
+_BULK = 64  # documents of one group to index at once from which all of the group's are built in one pass
 
 
 class ChatError(NodeAdapterError):
@@ -94,6 +110,10 @@ class FileRefused(ChatError):
 
 class FileIncomplete(ChatError):
     """A file whose pieces are not all here yet, or whose digest does not match (CH4)."""
+
+
+class CannotLeave(ChatError):
+    """Leaving would leave the chat without a manager that can commit (CH6)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,13 +150,16 @@ class FileInfo:
 
 @dataclass(frozen=True, slots=True)
 class Timeline:
-    """What a chat shows: messages and files in causal order, and what cannot be read."""
+    """What a chat shows: the newest messages and files in causal order, and what cannot be read."""
 
     messages: list[Message]
     files: list[FileInfo]
     undecryptable: list[tuple[str, str]]  # (envelope id, reason)
     unavailable: int  # envelopes from before we joined (ratchet chats)
     removed: bool  # we were removed: nothing sent afterwards reaches us
+    left: list[tuple[PublicKey, int]] = dataclasses.field(default_factory=list)  # (who asked to leave, lamport)
+    older: int = 0  # messages and files before these, not read (`timeline(limit=...)`)
+    quoted: dict[str, Message] = dataclasses.field(default_factory=dict)  # replied-to messages not in `messages`
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,9 +200,7 @@ class Chat:
         self.lock = asyncio.Lock()  # MLS members per group when we last wrote our profile
         self.last_sync: float | None = None
         self._positions: dict[str, tuple[int, int]] = {}  # own envelope id -> (log id, seq num)
-        # Built messages per group, kept up to date one document per event (a timeline of 10 000
-        # messages is not rebuilt on every refresh); dropped on events that may change many documents.
-        self._messages: dict[str, dict[str, Message]] = {}
+        self._leaves: set[tuple[str, str]] = set()  # (group id, chat_leave id) to act on (CH6)
 
     async def __aenter__(self) -> Self:
         await self.start()
@@ -195,10 +216,10 @@ class Chat:
         events = self.client.events()
         # Subscribe before the backfill so nothing that arrives in between is missed.
         first = asyncio.ensure_future(anext(events))
-        for group in await self.client.all_groups():
-            await self._reindex(group)
-            if group.is_member:
-                self._members[group.id] = {k.hex() for k in await group.members()}
+        await asyncio.sleep(0)  # lets `first` register its queue before the catch-up reads the cursor
+        self._catch_up()
+        for group in await self.client.groups():
+            self._members[group.id] = {k.hex() for k in await group.members()}
         self._refresh_names()
         self._task = asyncio.create_task(self._follow(events, first))
         self._network_task = asyncio.create_task(self._watch_network())
@@ -240,26 +261,42 @@ class Chat:
             queue.put_nowait(event)
 
     async def _follow(self, events: AsyncIterator[ClientEvent], first: asyncio.Future[ClientEvent]) -> None:
+        await self._act_on_leaves()  # requests that arrived while this chat was not running
         event = await first
         while True:
             try:
                 await self._on_event(event)
+                await self._act_on_leaves()
             except (P2PandaError, OSError) as exc:  # one bad document never stops the chat
                 log.warning("handling %s: %s", event, exc)
             event = await anext(events)
 
+    async def _act_on_leaves(self) -> None:
+        """CH6: remove the authors of new leave requests, when we are the manager that commits."""
+        requests, self._leaves = sorted(self._leaves), set()
+        for group_id, document_id in requests:  # only new requests: an old one never removes a re-added member
+            group = Group(self.client, group_id)
+            doc = self.client.document_of(group_id, document_id, CHAT_LEAVE_SCHEMA)
+            if doc is None or not group.is_member or doc.owner == self.me:
+                continue
+            members = await group.members()
+            managers = sorted(k.hex() for k, level in members.items() if level == Level.MANAGE and k != doc.owner)
+            if doc.owner in members and managers and managers[0] == self.client.me:
+                async with self.lock:
+                    await group.remove(doc.owner)
+
     async def _on_event(self, event: ClientEvent) -> None:
         self.last_sync = time.time()
         mention = False
-        if event.kind not in ("message", "membership"):
-            self._messages.pop(event.group_id, None)  # a rollback or a commit: rebuilt when next shown
         if event.kind == "message" and event.document_id is not None:
-            mention = self._index_one(event.group_id, event.document_id)
+            if self._catch_up():
+                self._refresh_names()
+            indexed = self.store.message(event.document_id)  # a new message (its id is its envelope's)
+            mention = indexed is not None and indexed.mention
         elif event.kind == "joined":
-            group = Group(self.client, event.group_id)
-            await self._reindex(group)
+            self._catch_up()
             async with self.lock:
-                await self._announce(group)
+                await self._announce(Group(self.client, event.group_id))
         elif event.kind == "commit":
             async with self.lock:
                 await self._announce(Group(self.client, event.group_id))
@@ -284,8 +321,10 @@ class Chat:
         if message_id not in self._positions:
             for row in self.client.store.outbox():
                 if row.id not in self._positions:
-                    entry = decode_entry(row.entry)
-                    self._positions[row.id] = (entry.log_id, entry.seq_num)
+                    # Our own signed entries, checked when signed: only the log id and seq num are read
+                    # (varu64s after the tag and the 32-byte author), no signature is verified again.
+                    log_id, offset = decode_varu64(row.entry, 33)
+                    self._positions[row.id] = (log_id, decode_varu64(row.entry, offset)[0])
         return self._positions.get(message_id)
 
     def _with_delivery(self, messages: list[Message]) -> list[Message]:
@@ -309,55 +348,51 @@ class Chat:
 
     def _indexed(self, group_id: str, m: Message) -> IndexedMessage:
         mention = m.author != self.me and self._mentions(m.text)
-        return IndexedMessage(m.id, group_id, m.author.hex(), m.lamport, m.text, mention)
+        return IndexedMessage(m.id, group_id, m.author.hex(), m.lamport, m.text, mention, m.reply_to or "", m.edited)
 
-    async def _reindex(self, group: Group) -> None:
-        """Bring a group's index up to date with the client's messages."""
-        indexed = self.store.indexed(group.id)
-        messages = await group.messages()
-        self._messages[group.id] = {m.id: m for m in messages}
-        live = {m.id for m in messages}
-        self.store.index([self._indexed(group.id, m) for m in messages if indexed.get(m.id) != m.text])
-        self.store.unindex([i for i in indexed if i not in live])
+    def _catch_up(self) -> bool:
+        """Index the chat messages of every inner operation stored after the cursor, then move it; True
+        when a display name may have changed. One transaction per call (the cursor moves with it only
+        after the index is written: a crash in between indexes the same documents again, harmlessly)."""
+        changes = self.client.store.inner_after(self.store.indexed_up_to())
+        if not changes:
+            return False
+        documents: dict[tuple[str, str], None] = {}  # in order, once each
+        names = False
+        for _, group_id, document_id, schema_id in changes:
+            if schema_id == str(CHAT_MESSAGE_SCHEMA.id) and document_id:  # "": linked (and indexed) later
+                documents[(group_id, document_id)] = None
+            names = names or schema_id == str(CHAT_PROFILE_SCHEMA.id)
+            if schema_id == str(CHAT_LEAVE_SCHEMA.id) and document_id:
+                self._leaves.add((group_id, document_id))
+        index, unindex = [], []
+        groups = {g for g, _ in documents}
+        built = {g: self._built(g) for g in groups if sum(1 for d in documents if d[0] == g) > _BULK}
+        for group_id, document_id in documents:
+            if group_id in built:  # many at once (a first start, a long catch-up): built in one pass
+                message = built[group_id].get(document_id)
+            else:
+                message = self._build_message(group_id, document_id)
+            if message is None:
+                unindex.append(document_id)
+            else:
+                index.append(self._indexed(group_id, message))
+        self.store.index(index)
+        self.store.unindex(unindex)
+        self.store.set_indexed_up_to(changes[-1][0])
+        return names
 
-    def _index_one(self, group_id: str, envelope_id: str) -> bool:
-        """Index the document an envelope changed; True when it is a new message that mentions us."""
-        document_id = self.client.store.document_of(envelope_id)
-        if document_id is None:
-            return False
-        doc = self.client.document_of(group_id, document_id)
-        if doc is None:
-            return False
-        if doc.schema_id == CHAT_PROFILE_SCHEMA.id:
-            self._refresh_names()
-            return False
-        if doc.schema_id != CHAT_MESSAGE_SCHEMA.id:
-            return False
-        cached = self._messages.get(group_id)
-        if doc.is_deleted:
-            self.store.unindex([document_id])
-            if cached is not None:
-                cached.pop(document_id, None)
-            return False
-        fields = doc.fields or {}
-        lamport, reply_to = fields.get("lamport"), fields.get("reply_to")
-        outbox = self.client.store.outbox_state(document_id) if doc.owner == self.me else None
-        message = Message(
-            document_id,
-            doc.owner,
-            str(fields.get("text", "")),
-            reply_to if isinstance(reply_to, str) and reply_to else None,
-            lamport if isinstance(lamport, int) else 0,
-            doc.is_edited,
-            outbox[0] if outbox else "received",
-            outbox[1] if outbox else None,
-        )
-        if cached is not None:
-            cached[document_id] = message
-        new = document_id == envelope_id
-        indexed = self._indexed(group_id, message)
-        self.store.index([indexed])
-        return new and indexed.mention
+    def _built(self, group_id: str) -> dict[str, Message]:
+        """Every live chat message of a group, built from the client's operations in one read."""
+        docs = self.client.documents_of(group_id, CHAT_MESSAGE_SCHEMA)
+        return {m.id: m for m in (_message_of(d) for d in docs)}
+
+    def _build_message(self, group_id: str, document_id: str) -> Message | None:
+        """A chat message built from the client's operations; None when deleted or not buildable."""
+        doc = self.client.document_of(group_id, document_id, CHAT_MESSAGE_SCHEMA)
+        if doc is None or doc.is_deleted:
+            return None
+        return _message_of(doc)
 
     def search(self, text: str, group_id: str | None = None) -> list[SearchHit]:
         """CH2: full-text search of decrypted messages kept locally (words ANDed, the last one a prefix)."""
@@ -486,24 +521,64 @@ class Chat:
 
     # --- messages -------------------------------------------------------------------------------------
 
-    async def timeline(self, group: Group) -> Timeline:
+    async def timeline(self, group: Group, limit: int = 500) -> Timeline:
+        """The newest `limit` messages (from the index, not built again) with the files among them."""
         hidden = self.store.hidden()
-        messages = self._with_delivery([m for m in await self.messages(group) if m.id not in hidden])
+        total = self.store.count(group.id)
+        rows = self.store.newest(group.id, limit)
+        messages = self._with_delivery([self._message(r) for r in rows if r.id not in hidden])
+        older = total - len(rows)
+        files = self.files(group)
+        if older and rows:  # files before the oldest message shown are counted as older, not read
+            first = (rows[0].lamport, rows[0].id)
+            older += sum(1 for f in files if (f.lamport, f.id) < first)
+            files = [f for f in files if (f.lamport, f.id) >= first]
+        shown = {m.id for m in messages}
+        quoted = {}
+        for m in messages:
+            if m.reply_to is not None and m.reply_to not in shown:
+                row = self.store.message(m.reply_to)
+                if row is not None:
+                    quoted[row.id] = self._message(row)
         undecryptable = [(i, r or "") for i, s, r in self.client.store.statuses(group.id, "envelope") if s == "refused"]
-        return Timeline(messages, self.files(group), undecryptable, group.unavailable(), not group.is_member)
+        left = [(d.owner, _lamport(d)) for d in self.client.documents_of(group.id, CHAT_LEAVE_SCHEMA)]
+        removed = not group.is_member
+        return Timeline(messages, files, undecryptable, group.unavailable(), removed, left, older, quoted)
+
+    def _message(self, row: IndexedMessage) -> Message:
+        """An indexed message with its outbox state when it is our own."""
+        outbox = self.client.store.outbox_state(row.id) if row.author == self.client.me else None
+        return Message(
+            row.id,
+            PublicKey.from_hex(row.author),
+            row.text,
+            row.reply_to or None,
+            row.lamport,
+            row.edited,
+            outbox[0] if outbox else "received",
+            outbox[1] if outbox else None,
+        )
+
+    def message(self, message_id: str) -> Message | None:
+        """One message (from the index), None when unknown or deleted."""
+        row = self.store.message(message_id)
+        return None if row is None else self._message(row)
 
     async def messages(self, group: Group) -> list[Message]:
-        """`group.messages()`, from the built messages kept per group; outbox states are read again for
-        own messages not sent yet (the client publishes them without an event)."""
-        cached = self._messages.get(group.id)
-        if cached is None:
-            cached = self._messages[group.id] = {m.id: m for m in await group.messages()}
-        for m in list(cached.values()):
-            if m.state in ("pending", "failed"):
-                outbox = self.client.store.outbox_state(m.id)
-                if outbox is not None and outbox != (m.state, m.error):
-                    cached[m.id] = dataclasses.replace(m, state=outbox[0], error=outbox[1])
-        return sorted(cached.values(), key=lambda m: (m.lamport, m.author.hex(), m.id))
+        """Every message of a group from the index, in causal order, with outbox states."""
+        return [self._message(r) for r in self.store.newest(group.id, self.store.count(group.id))]
+
+    async def leave(self, group: Group) -> None:
+        """CH6: ask to be removed (a manager commits it); the app stops showing the chat. The caller
+        holds `lock`."""
+        if not group.is_member:
+            raise NotMember(f"{self.client.me} is no longer a member of chat {group.name!r}")
+        members = await group.members()
+        if not [k for k, level in members.items() if level == Level.MANAGE and k != self.me]:
+            raise CannotLeave(
+                f"you are the only manager of {group.name!r}: give another member manage level first (/add KEY manage)"
+            )
+        await group.create(CHAT_LEAVE_SCHEMA, {"lamport": self.client.next_lamport()})
 
     async def retry(self, group: Group, message: Message) -> str:
         """Send a failed message again (a new message with the same text); the failed copy is hidden."""
@@ -579,6 +654,20 @@ class Chat:
                 return NetworkStatus("embedded (no replication)", 0, self.last_sync)
             return NetworkStatus("embedded", len(node.replication.connected), self.last_sync)
         return NetworkStatus("remote", 0, self.last_sync)
+
+
+def _message_of(doc: Document) -> Message:
+    fields = doc.fields or {}
+    lamport, reply_to = fields.get("lamport"), fields.get("reply_to")
+    return Message(
+        doc.id.hex(),
+        doc.owner,
+        str(fields.get("text", "")),
+        reply_to if isinstance(reply_to, str) and reply_to else None,
+        lamport if isinstance(lamport, int) else 0,
+        doc.is_edited,
+        "received",
+    )
 
 
 def _lamport(doc: Document) -> int:

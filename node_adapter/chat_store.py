@@ -19,7 +19,7 @@ __all__ = ["ChatStore", "IndexedMessage", "SearchHit"]
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages (
     id TEXT PRIMARY KEY, group_id TEXT NOT NULL, author TEXT NOT NULL, lamport INTEGER NOT NULL,
-    text TEXT NOT NULL, mention INTEGER NOT NULL
+    text TEXT NOT NULL, mention INTEGER NOT NULL, reply_to TEXT NOT NULL DEFAULT '', edited INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS messages_group ON messages (group_id, lamport);
 CREATE VIRTUAL TABLE IF NOT EXISTS messages_fts USING fts5(text, id UNINDEXED, tokenize = 'unicode61');
@@ -41,6 +41,8 @@ class IndexedMessage:
     lamport: int
     text: str
     mention: bool
+    reply_to: str = ""  # "" when not a reply
+    edited: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +67,13 @@ def fts_query(text: str) -> str:
     return " ".join(quoted)
 
 
+_COLUMNS = "id, group_id, author, lamport, text, mention, reply_to, edited"
+
+
+def _message(r: tuple[object, ...]) -> IndexedMessage:
+    return IndexedMessage(str(r[0]), str(r[1]), str(r[2]), int(r[3]), str(r[4]), bool(r[5]), str(r[6]), bool(r[7]))  # type: ignore[call-overload]
+
+
 class ChatStore:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -74,6 +83,13 @@ class ChatStore:
         self._conn.execute("PRAGMA journal_mode = WAL")
         self._conn.execute("PRAGMA synchronous = NORMAL")
         self._conn.executescript(_SCHEMA)
+        columns = {str(r[1]) for r in self._conn.execute("PRAGMA table_info(messages)")}
+        if "reply_to" not in columns:  # a file of an earlier version: rows lack these, text rows other rowids
+            self._conn.execute("DELETE FROM messages")
+            self._conn.execute("DELETE FROM messages_fts")
+            self._conn.execute("ALTER TABLE messages ADD COLUMN reply_to TEXT NOT NULL DEFAULT ''")
+            self._conn.execute("ALTER TABLE messages ADD COLUMN edited INTEGER NOT NULL DEFAULT 0")
+            self._conn.execute("DELETE FROM settings WHERE key = 'indexed_up_to'")
 
     def close(self) -> None:
         self._conn.close()
@@ -81,28 +97,38 @@ class ChatStore:
     # --- the message index ---------------------------------------------------------------------------
 
     def index(self, messages: list[IndexedMessage]) -> None:
-        """Insert or replace messages (an edit replaces the text) in one transaction."""
+        """Insert or replace messages (an edit replaces the text) in one transaction. A message's text row
+        in the FTS table has the message row's rowid, so replacing it is a lookup, not a scan."""
         self._conn.execute("BEGIN IMMEDIATE")
         try:
             for m in messages:
-                self._conn.execute("DELETE FROM messages_fts WHERE id = ?", (m.id,))
-                self._conn.execute(
-                    "INSERT OR REPLACE INTO messages (id, group_id, author, lamport, text, mention) VALUES (?, ?, ?, ?, ?, ?)",
-                    (m.id, m.group_id, m.author, m.lamport, m.text, int(m.mention)),
-                )
-                self._conn.execute("INSERT INTO messages_fts (text, id) VALUES (?, ?)", (m.text, m.id))
+                self._delete_text(m.id)
+                rowid = self._conn.execute(
+                    "INSERT INTO messages (id, group_id, author, lamport, text, mention, reply_to, edited)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET group_id = excluded.group_id,"
+                    " author = excluded.author, lamport = excluded.lamport, text = excluded.text,"
+                    " mention = excluded.mention, reply_to = excluded.reply_to, edited = excluded.edited"
+                    " RETURNING rowid",
+                    (m.id, m.group_id, m.author, m.lamport, m.text, int(m.mention), m.reply_to, int(m.edited)),
+                ).fetchone()[0]
+                self._conn.execute("INSERT INTO messages_fts (rowid, text, id) VALUES (?, ?, ?)", (rowid, m.text, m.id))
         except BaseException:
             self._conn.execute("ROLLBACK")
             raise
         self._conn.execute("COMMIT")
+
+    def _delete_text(self, message_id: str) -> None:
+        row = self._conn.execute("SELECT rowid FROM messages WHERE id = ?", (message_id,)).fetchone()
+        if row is not None:
+            self._conn.execute("DELETE FROM messages_fts WHERE rowid = ?", (row[0],))
 
     def unindex(self, message_ids: list[str]) -> None:
         """Forget deleted messages: their text leaves the index too."""
         self._conn.execute("BEGIN IMMEDIATE")
         try:
             for message_id in message_ids:
+                self._delete_text(message_id)
                 self._conn.execute("DELETE FROM messages WHERE id = ?", (message_id,))
-                self._conn.execute("DELETE FROM messages_fts WHERE id = ?", (message_id,))
         except BaseException:
             self._conn.execute("ROLLBACK")
             raise
@@ -112,6 +138,29 @@ class ChatStore:
         """Message id -> text of a group's indexed messages."""
         rows = self._conn.execute("SELECT id, text FROM messages WHERE group_id = ?", (group_id,))
         return {str(r[0]): str(r[1]) for r in rows}
+
+    def newest(self, group_id: str, limit: int) -> list[IndexedMessage]:
+        """The newest `limit` messages of a group in timeline order ((lamport, author, id)), by the index."""
+        rows = self._conn.execute(
+            f"SELECT {_COLUMNS} FROM messages WHERE group_id = ? ORDER BY lamport DESC, author DESC, id DESC LIMIT ?",
+            (group_id, limit),
+        )
+        return [_message(r) for r in rows][::-1]
+
+    def count(self, group_id: str) -> int:
+        return int(self._conn.execute("SELECT count(*) FROM messages WHERE group_id = ?", (group_id,)).fetchone()[0])
+
+    def message(self, message_id: str) -> IndexedMessage | None:
+        row = self._conn.execute(f"SELECT {_COLUMNS} FROM messages WHERE id = ?", (message_id,)).fetchone()
+        return _message(row) if row else None
+
+    def indexed_up_to(self) -> int:
+        """The client's inner-operation counter up to which every message is indexed (0: none)."""
+        value = self.setting("indexed_up_to")
+        return int(value) if value is not None else 0
+
+    def set_indexed_up_to(self, counter: int) -> None:
+        self.set_setting("indexed_up_to", str(counter))
 
     def search(self, text: str, group_id: str | None = None, limit: int = 50) -> list[SearchHit]:
         query = fts_query(text)

@@ -116,8 +116,8 @@ log = logging.getLogger("node_adapter.client")
 KEY_PACKAGE_TARGET = 3  # single-use key packages kept published, besides the last-resort one
 _PAGE = 200
 # An embedded node filters a collection in memory for every page, so a sweep of a long history costs
-# pages x documents: in-process, larger pages cost nothing else (a remote node's GraphQL limits apply).
-_EMBEDDED_PAGE = 5000
+# pages x documents: in-process, one page holds them all (a remote node's GraphQL limits apply).
+_EMBEDDED_PAGE = 1 << 30
 STAGGER = 0.5  # seconds between the managers' background reconciles (S1)
 
 
@@ -182,6 +182,7 @@ class Client:
         schemas: Iterable[Schema] = (),
         poll_interval: float = 1.0,
         stagger: float = STAGGER,
+        sync_in_background: bool = False,
     ) -> None:
         if state_path is None:
             if not isinstance(node, EmbeddedNode):
@@ -195,6 +196,10 @@ class Client:
         for schema in schemas:
             self.schemas[str(schema.id)] = schema
         self._poll_interval = poll_interval
+        # True: `start` returns before the first full sweep, which runs first thing in the background
+        # (an application shows what it stored before at once); `synced` is set once it is done.
+        self._sync_in_background = sync_in_background
+        self.synced = asyncio.Event()
         self._lock = asyncio.Lock()
         self._store: ClientStore | None = None
         self._member: MlsMember | None = None
@@ -233,7 +238,8 @@ class Client:
             async with self._lock:
                 await self._flush()
             await self.ensure_key_packages()
-            await self.sync()
+            if not self._sync_in_background:
+                await self.sync()
         except BaseException:
             await self.stop()
             raise
@@ -736,6 +742,9 @@ class Client:
         live = self._changes is not None
         while True:
             try:
+                if not self.synced.is_set():
+                    await self.sync()
+                    continue
                 if self._changes is None:
                     await asyncio.sleep(self._poll_interval)
                     if live:
@@ -839,15 +848,19 @@ class Client:
             for record in self.store.groups():
                 if record.active:
                     await self._sweep(record.id)
+        self.synced.set()
         if welcomed:
             await self.ensure_key_packages()
 
     async def _sweep(self, group_id: str) -> None:
         """Every commit and envelope of a group the node holds, then the drain (under the lock)."""
+        known = self.store.known(group_id)  # one read, not two per document of a long history
         async for view in self._all(COMMIT_SCHEMA, {"group": {"eq": group_id}}):
-            await self._ingest_commit(view)
+            if view.id.hex() not in known:
+                await self._ingest_commit(view)
         async for view in self._all(ENVELOPE_SCHEMA, {"group": {"eq": group_id}}):
-            self._ingest_envelope(view)
+            if view.id.hex() not in known:
+                self._ingest_envelope(view)
         await self._drain(group_id)
 
     async def _all(self, schema: Schema, filter: Mapping[str, Mapping[str, Any]]) -> AsyncIterator[DocumentView]:

@@ -280,6 +280,14 @@ class ClientStore:
         row = self._conn.execute("SELECT status, reason FROM processed WHERE id = ?", (doc_id,)).fetchone()
         return (str(row[0]), row[1]) if row else None
 
+    def known(self, group_id: str) -> set[str]:
+        """Ids of the group's documents processed or pending here."""
+        rows = self._conn.execute(
+            "SELECT id FROM processed WHERE group_id = ? UNION SELECT id FROM pending WHERE group_id = ?",
+            (group_id, group_id),
+        )
+        return {str(r[0]) for r in rows}
+
     def is_pending(self, doc_id: str) -> bool:
         return self._conn.execute("SELECT 1 FROM pending WHERE id = ?", (doc_id,)).fetchone() is not None
 
@@ -322,6 +330,15 @@ class ClientStore:
             sql += " AND schema_id = ?"
             args.append(schema_id)
         return [_inner_row(r) for r in self._conn.execute(sql, args)]
+
+    def inner_after(self, counter: int) -> list[tuple[int, str, str, str]]:
+        """(counter, group id, document id, schema id) of the inner operations stored after `counter`, in
+        order. The counter is the row's rowid: rows are never deleted, so it only grows (a durable cursor
+        for indexes built from the decrypted operations, such as the chat's)."""
+        rows = self._conn.execute(
+            "SELECT rowid, group_id, document_id, schema_id FROM inner WHERE rowid > ? ORDER BY rowid", (counter,)
+        )
+        return [(int(r[0]), str(r[1]), str(r[2]), str(r[3])) for r in rows]
 
     def document_of(self, operation_id: str) -> str | None:
         """The document an inner operation belongs to; None when unknown or not linked yet."""

@@ -62,6 +62,8 @@ __all__ = [
     "CHAT_FILE_SCHEMA",
     "CHAT_FILE_PIECE",
     "CHAT_FILE_PIECE_SCHEMA",
+    "CHAT_LEAVE",
+    "CHAT_LEAVE_SCHEMA",
     "COMMIT",
     "COMMIT_SCHEMA",
     "ENVELOPE",
@@ -87,6 +89,7 @@ CHAT_MESSAGE = "chat_message_00207e24404706dd4982f7592d8716758dd24ea5ef572357b91
 CHAT_PROFILE = "chat_profile_0020d6e9958ec4ab9dceaaf14be18de30a74ef42881e6ab5e0f9ebb2bbf90d15f1b1"
 CHAT_FILE = "chat_file_0020865507c26b380252b28d2b44eeb580e2c28a954622515b42915134caaf3c8322"
 CHAT_FILE_PIECE = "chat_file_piece_002083f2f4cbdc8308beb564baafa5b782d0deb62d0bcb6d9c7b5ec4f141d6eb8624"
+CHAT_LEAVE = "chat_leave_00207c98ab289897e910265c78423d216f385c2391984158ef27f222e5b56681d6cf"
 
 
 def build_bundle() -> tuple[list[tuple[bytes, bytes]], dict[str, Schema]]:
@@ -150,6 +153,11 @@ def build_bundle() -> tuple[list[tuple[bytes, bytes]], dict[str, Schema]]:
         "One piece of a chat_file; travels only inside mls_envelope documents",
         {"file": "str", "index": "int", "data": "bytes"},
     )
+    define(
+        "chat_leave",
+        "A member asks to be removed from a chat (a manager commits it); travels only inside mls_envelope documents",
+        {"lamport": "int"},
+    )
     return pairs, schemas
 
 
@@ -162,8 +170,10 @@ CHAT_MESSAGE_SCHEMA = _SCHEMAS["chat_message"]
 CHAT_PROFILE_SCHEMA = _SCHEMAS["chat_profile"]
 CHAT_FILE_SCHEMA = _SCHEMAS["chat_file"]
 CHAT_FILE_PIECE_SCHEMA = _SCHEMAS["chat_file_piece"]
+CHAT_LEAVE_SCHEMA = _SCHEMAS["chat_leave"]
 INNER_SCHEMAS = {
-    str(s.id): s for s in (CHAT_MESSAGE_SCHEMA, CHAT_PROFILE_SCHEMA, CHAT_FILE_SCHEMA, CHAT_FILE_PIECE_SCHEMA)
+    str(s.id): s
+    for s in (CHAT_MESSAGE_SCHEMA, CHAT_PROFILE_SCHEMA, CHAT_FILE_SCHEMA, CHAT_FILE_PIECE_SCHEMA, CHAT_LEAVE_SCHEMA)
 }
 
 

@@ -195,10 +195,9 @@ class ChatApp(App[None]):
             self.query_one(ChatHeader).show(Content("no chat open — /new NAME or /open NAME"), network)
             return
         group = Group(self.chat.client, self.current)
-        data = await self.chat.timeline(group)
-        skip = max(0, len(data.messages) + len(data.files) - timeline.window)  # rendered only when loaded
-        entries = entries_of(data, self.chat.me, self.chat.name_of, skip=skip)
-        timeline.show(entries, self.notices.get(self.current, []), older=skip)
+        data = await self.chat.timeline(group, limit=timeline.window)  # older ones are not even read
+        entries = entries_of(data, self.chat.me, self.chat.name_of)
+        timeline.show(entries, self.notices.get(self.current, []), older=data.older)
         infos = await self.chat.members(group)
         members.show(infos, self.chat.client.me)
         mode = "history shared with joiners" if group.history else "ratchet: no history for joiners"
@@ -313,7 +312,7 @@ class ChatApp(App[None]):
         await self.chat.retry(group, message)
 
     async def _message(self, group: Group, message_id: str) -> Message | None:
-        return next((m for m in await group.messages() if m.id == message_id), None)
+        return self.chat.message(message_id)
 
     async def _save(self, group: Group, file_id: str, directory: str | None) -> None:
         target = Path(directory).expanduser() if directory else self.data_dir / "downloads"
@@ -356,9 +355,11 @@ class ChatApp(App[None]):
             await self._open(group_or_none.id)
         elif name == "leave":
             group = self._group()
+            if group.is_member:
+                await self.chat.leave(group)  # CH6: a manager commits the removal
             self.chat.set_setting(f"left:{group.id}", "1")
             self.current = None
-            self.notice(f"left {group.name} on this machine (a manager removes you for good); /open {group.name}")
+            self.notice(f"you left {group.name}: a manager removes you, then you read nothing sent there")
         elif name == "name":
             await self.chat.set_name_unlocked(args[0])
             self.notice(f"your display name is now {args[0]}")

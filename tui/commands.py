@@ -36,7 +36,7 @@ COMMANDS: dict[str, CommandSpec] = {
         CommandSpec("add", "PUBLIC_KEY [read|write|manage]", "give a key access to this chat (default write)", 1, 2),
         CommandSpec("remove", "PUBLIC_KEY", "remove a member from this chat", 1, 1),
         CommandSpec("open", "NAME", "switch to a chat by name", 1, 1, rest=True),
-        CommandSpec("leave", "", "leave this chat (hide it here)", 0, 0),
+        CommandSpec("leave", "", "leave this chat: a manager removes you", 0, 0),
         CommandSpec("name", "DISPLAY_NAME", "set your display name (in every chat)", 1, 1, rest=True),
         CommandSpec("verify", "PUBLIC_KEY", "compare the safety number with a member and mark them verified", 1, 1),
         CommandSpec("search", "TEXT", "search the decrypted history kept on this machine", 1, 1, rest=True),

@@ -95,7 +95,7 @@ async def run_chat(args: argparse.Namespace) -> int:
     async with contextlib.AsyncExitStack() as stack:
         node = await _start_node(args, data_dir, stack)
         state = data_dir / f"client-{key_pair.public_key.hex()[:16]}.sqlite3"
-        client = await stack.enter_async_context(Client(node, key_pair, state_path=state))
+        client = await stack.enter_async_context(Client(node, key_pair, state_path=state, sync_in_background=True))
         chat = await stack.enter_async_context(Chat(client))
         app = ChatApp(chat, name=args.name, data_dir=data_dir)
         if isinstance(node, EmbeddedNode) and node.replication is not None:

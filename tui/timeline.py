@@ -65,11 +65,17 @@ def entries_of(timeline: Timeline, me: PublicKey, name_of: Callable[[PublicKey],
         )
     for envelope_id, reason in timeline.undecryptable:
         out.append(Entry(f"u:{envelope_id}", Content.styled(f"⚠ a message could not be decrypted: {reason}", "$error")))
-    by_id = {m.id: m for m in timeline.messages}
-    items: list[tuple[int, str, Message | FileInfo]] = [(m.lamport, m.id, m) for m in timeline.messages]
+    by_id = {**timeline.quoted, **{m.id: m for m in timeline.messages}}
+    items: list[tuple[int, str, Message | FileInfo | PublicKey]] = [(m.lamport, m.id, m) for m in timeline.messages]
     items += [(f.lamport, f.id, f) for f in timeline.files]
+    first = min((i[0] for i in items), default=0) if timeline.older else 0
+    items += [(lamport, f"left:{key.hex()}", key) for key, lamport in timeline.left if lamport >= first]
     items.sort(key=lambda i: (i[0], i[1]))
-    for _, _, item in items[skip:]:
+    for _, item_id, item in items[skip:]:
+        if isinstance(item, PublicKey):
+            left = Content.styled(f"— {name_of(item)} left the chat —", "italic $text-muted")
+            out.append(Entry(f"n:{item_id}", left))
+            continue
         author = Content.styled(name_of(item.author), "bold $accent" if item.author != me else "bold $primary")
         if isinstance(item, FileInfo):
             progress = "" if item.received >= item.pieces else f" ({item.received}/{item.pieces} pieces)"

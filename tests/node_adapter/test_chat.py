@@ -3,6 +3,7 @@ Checks CH1-CH5 of `node_adapter/chat.py`, the safety number and the schema const
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,7 @@ def test_schema_constants_match_the_definitions() -> None:
     assert str(by_name["chat_profile"].id) == schemas.CHAT_PROFILE
     assert str(by_name["chat_file"].id) == schemas.CHAT_FILE
     assert str(by_name["chat_file_piece"].id) == schemas.CHAT_FILE_PIECE
+    assert str(by_name["chat_leave"].id) == schemas.CHAT_LEAVE and schemas.CHAT_LEAVE in schemas.INNER_SCHEMAS
     assert schemas.CHAT_PROFILE in schemas.INNER_SCHEMAS and schemas.CHAT_FILE_PIECE in schemas.INNER_SCHEMAS
 
 
@@ -154,3 +156,65 @@ def test_delivered_heights_only_go_up_and_survive_a_reopen(tmp_path: Path) -> No
     assert store.raise_delivered({2: 5}) is True
     store.close()
     assert ChatStore(tmp_path / "chat.sqlite3").delivered() == {1: 3, 2: 5}
+
+
+async def test_the_index_catches_up_from_its_cursor_and_the_timeline_reads_only_the_newest(tmp_path: Path) -> None:
+    """What the client stored while no chat ran is indexed at the next start, and only that: rows before
+    the cursor are not read again. The timeline reads the newest `limit` messages from the index."""
+    from node_adapter import Client, EmbeddedNode
+    from node_adapter.chat import Chat
+    from node_adapter.chat_store import ChatStore
+
+    key_pair = KeyPair.generate()
+    async with EmbeddedNode(tmp_path) as node, Client(node, key_pair) as client:
+        group = await client.create_group("log")
+        async with Chat(client) as chat:
+            first = await group.send("one")
+            await group.send("two")
+
+            async def indexed() -> bool:
+                return [m.text for m in await chat.messages(group)] == ["one", "two"]
+
+            await eventually(indexed, what="the live index")
+        cursor = ChatStore(chat.path).indexed_up_to()
+        assert cursor > 0
+        # Without a chat running: new messages, an edit and a reply to an old message.
+        await group.send("three")
+        await group.edit(first, "one, edited")
+        await group.send("four", reply_to=first)
+        # A row the cursor has passed, changed behind the chat's back, is not read again at start.
+        store = ChatStore(chat.path)
+        store.unindex([(await group.messages())[1].id])  # "two"
+        store.close()
+        async with Chat(client) as chat:
+            texts = [m.text for m in await chat.messages(group)]
+            assert texts == ["one, edited", "three", "four"]
+            assert chat.store.indexed_up_to() > cursor
+            timeline = await chat.timeline(group, limit=2)
+            assert [m.text for m in timeline.messages] == ["three", "four"]
+            assert timeline.older == 1
+            assert timeline.quoted[first].text == "one, edited" and timeline.quoted[first].edited
+            assert timeline.messages[1].state == "sent"
+
+
+async def test_a_client_that_syncs_in_the_background_starts_first_and_sweeps_after(tmp_path: Path) -> None:
+    """`sync_in_background` (what `panda chat` uses): `start` returns before the sweep; the sweep then
+    finds what reached the node while the client was stopped."""
+    from node_adapter import Client, EmbeddedNode
+
+    alice_keys, bob_keys = KeyPair.generate(), KeyPair.generate()
+    async with EmbeddedNode(tmp_path) as node, Client(node, alice_keys) as alice:
+        async with Client(node, bob_keys) as bob:
+            group = await alice.create_group("team")
+            await group.add(bob_keys.public_key, Level.WRITE)
+
+            async def joined() -> bool:
+                return len(await bob.groups()) == 1
+
+            await eventually(joined, what="bob joins")
+        await group.send("while bob was away")
+        async with Client(node, bob_keys, sync_in_background=True) as bob:
+            assert not bob.synced.is_set()  # start did not sweep
+            assert [m.text for m in await (await bob.groups())[0].messages()] == []
+            await asyncio.wait_for(bob.synced.wait(), 20)
+            assert [m.text for m in await (await bob.groups())[0].messages()] == ["while bob was away"]

@@ -10,6 +10,10 @@ from textual.pilot import Pilot
 from textual.widgets import Static
 
 from node_adapter import Group
+from p2panda.ids import DocumentId
+from p2panda.operation.value import OperationValue, Relation
+from secret_group.errors import NotMember
+from secret_group.schemas import ENVELOPE_SCHEMA
 from tests.node_adapter.clients import key_packages_visible
 from tests.tui.people import Person, eventually, timeline_text, type_line
 from tui.app import ChatApp
@@ -331,4 +335,68 @@ async def test_long_history_renders_the_newest_window_and_loads_older_on_demand(
             await _settle(pilot, lambda: "old message 0" in timeline_text(app), "loaded the older ones")
             assert "older messages" not in timeline_text(app)
     finally:
+        await alice.stop()
+
+
+async def test_leave_asks_a_manager_to_remove_you_and_the_others_see_it(tmp_path: Path) -> None:
+    """CH6 through the app: Bob types /leave; Alice's chat (the manager that commits) removes him, her
+    timeline says he left, and Bob's client shows the chat no more and cannot send to it. Alice, the only
+    manager, cannot leave."""
+    alice, bob = await _pair(tmp_path)
+    try:
+        group = await alice.c().client.create_group("team")
+        assert alice.node is not None
+        await key_packages_visible(alice.node, bob.key)
+        async with alice.c().lock:
+            await group.add(bob.key)
+        bobs = await bob_group(bob, group.id)
+        app = bob.app()
+        async with app.run_test(size=(120, 40)) as pilot:
+            await _settle(pilot, lambda: app.current == group.id, "bob's app opens team")
+            await type_line(pilot, "/leave")
+            await _settle(pilot, lambda: app.current is None, "bob's app closes team")
+
+            async def removed() -> bool:
+                return not bobs.is_member and bob.key not in await group.members()
+
+            await eventually(removed, what="alice's chat removes bob")
+            await _settle(pilot, lambda: app.query_one(ChatList).option_count == 0, "bob's list without team")
+        with pytest.raises(NotMember):
+            await bobs.send("after leaving")
+        app = alice.app()
+        async with app.run_test(size=(120, 40)) as pilot:
+            await _settle(pilot, lambda: "bob left the chat" in timeline_text(app), "alice sees bob leave")
+            await type_line(pilot, "/leave")
+            await _settle(pilot, lambda: "you are the only manager of 'team'" in timeline_text(app), "CannotLeave")
+            assert app.current == group.id and group.is_member
+    finally:
+        await bob.stop()
+        await alice.stop()
+
+
+async def test_an_envelope_that_cannot_be_decrypted_shows_a_placeholder_with_the_reason(tmp_path: Path) -> None:
+    alice, bob = await _pair(tmp_path)
+    try:
+        group = await alice.c().client.create_group("team")
+        assert alice.node is not None and bob.node is not None
+        await key_packages_visible(alice.node, bob.key)
+        async with alice.c().lock:
+            await group.add(bob.key)
+        await bob_group(bob, group.id)
+        fields: dict[str, OperationValue] = {
+            "group": Relation(DocumentId.from_hex(group.id)),
+            "epoch": group.epoch,
+            "ciphertext": b"not an MLS message",
+        }
+        async with bob.c().lock:  # a member's envelope whose ciphertext is garbage
+            await bob.node.create(bob.key_pair, ENVELOPE_SCHEMA, fields)
+        app = alice.app()
+        async with app.run_test(size=(120, 40)) as pilot:
+            await _settle(pilot, lambda: "⚠ a message could not be decrypted: " in timeline_text(app), "placeholder")
+            line = next(x for x in timeline_text(app).splitlines() if "could not be decrypted" in x)
+            assert line.endswith(
+                "could not be decrypted: MalformedMessage: message does not decode: UnknownValue(29728)"
+            )
+    finally:
+        await bob.stop()
         await alice.stop()
