@@ -253,10 +253,15 @@ class ChatApp(App[None]):
             self.notice(f"error: {exc}", error=True)
             return
         verb, target = composer.verb, composer.target
-        from_composer = composer.text == text
+        # Keys typed after Enter but before this message was handled are already in the composer after the
+        # line: take the line off the front and keep them (comparing for equality left the line in front).
+        typed_after = composer.text.removeprefix(text)
+        from_composer = typed_after != composer.text
         if from_composer:
             composer.clear()
             composer.cancel()
+            if typed_after:
+                composer.insert(typed_after)
             if self.current is not None:
                 self.chat.set_draft(self.current, composer.text)  # "" or the draft an edit put aside
         if isinstance(parsed, Command):

@@ -22,6 +22,7 @@ from tui.chat_list import ChatList
 from tui.composer import Composer
 from tui.confirm_screen import ConfirmScreen
 from tui.member_list import MemberList
+from tui.messages import LineSubmitted
 from tui.timeline import TimelineView
 
 pytestmark = pytest.mark.timeout(120)
@@ -57,6 +58,27 @@ async def _settle(pilot: Pilot[None], check: Callable[[], bool], what: str, time
         return check()
 
     await eventually(done, timeout=timeout, what=what)
+
+
+async def test_keys_typed_before_a_submitted_line_is_handled_stay_in_the_composer(tmp_path: Path) -> None:
+    """Enter posts the line to the app; keys typed before the app handles it (a fast typist, a paste, tmux
+    send-keys) land in the composer first. The sent line is taken off the front and what followed stays:
+    it was once left in front of the next message ("twowritten offline three")."""
+    alice = await Person(tmp_path, "alice").start()
+    try:
+        app = alice.app()
+        async with app.run_test(size=(120, 40)) as pilot:
+            await type_line(pilot, "/new team")
+            await _settle(pilot, lambda: app.current is not None, "the chat opens")
+            composer = app.query_one(Composer)
+            composer.load_text("two")
+            composer.move_cursor(composer.document.end)
+            composer.post_message(LineSubmitted("two"))  # what Enter does
+            composer.insert("three")  # typed before the app handles the message
+            await _settle(pilot, lambda: "alice: two · sent" in timeline_text(app), "two is sent")
+            assert composer.text == "three"
+    finally:
+        await alice.stop()
 
 
 async def _pair(tmp_path: Path) -> tuple[Person, Person]:
