@@ -115,6 +115,7 @@ class _GraphQLLimits(BaseModel):
 class _ClientLimits(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
+    max_connections: Positive = _CLIENTS.max_connections
     max_requests: Positive = _CLIENTS.max_requests
     time_burst: Annotated[Seconds, Field(strict=False)] = _CLIENTS.time_burst
     time_rate: Annotated[Seconds, Field(strict=False)] = _CLIENTS.time_rate

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 
 from p2panda.node.api.fairness import ClientLimits, Fairness, Refused, socket_owner
@@ -128,11 +129,7 @@ async def test_a_loopback_client_is_its_local_user() -> None:
     port = server.sockets[0].getsockname()[1]
     loopback = ipaddress.ip_address("127.0.0.1")
     try:
-        os.seteuid(ABUSER)
-        try:
-            other = socket.socket(socket.AF_INET, socket.SOCK_STREAM)  # owned by the user that creates it
-        finally:
-            os.seteuid(0)
+        other = _socket_of(ABUSER)
         with other, socket.create_connection(("127.0.0.1", port)) as own:
             other.connect(("127.0.0.1", port))
             assert socket_owner(loopback, other.getsockname()[1], loopback, port) == ABUSER
@@ -200,3 +197,65 @@ async def test_the_time_of_a_request_is_measured_step_by_step() -> None:
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+
+
+def _socket_of(uid: int) -> socket.socket:
+    """A TCP socket owned by user `uid` (the kernel records the user that creates a socket)."""
+    os.seteuid(uid)
+    try:
+        return socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    finally:
+        os.seteuid(0)
+
+
+@pytest.mark.parametrize("per_client", [4, None])
+async def test_one_local_user_cannot_take_every_connection(start_node: StartNode, per_client: int | None) -> None:
+    _root_only()
+    # per_client None: the positive control, a per-client cap out of reach.
+    cap = per_client or 1000
+    node = start_node(f"[http_limits]\nmax_connections = 8\n[client_limits]\nmax_connections = {cap}\n")
+    port = int(node.url.rsplit(":", 1)[1].split("/")[0])
+    held = []
+    try:
+        for _ in range(per_client or 8):
+            sock = _socket_of(ABUSER)
+            sock.connect(("127.0.0.1", port))
+            held.append(sock)
+        await asyncio.sleep(0.2)
+        sock = _socket_of(ABUSER)
+        sock.connect(("127.0.0.1", port))
+        sock.setblocking(False)
+        answer = await raw_http_on(sock, b"POST /graphql HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        if per_client is None:
+            assert answer.startswith(b"HTTP/1.1 503 Service Unavailable")  # H1: the node is full
+            with pytest.raises(aiohttp.ClientResponseError) as full:
+                async with aiohttp.ClientSession(raise_for_status=True) as session:
+                    await session.post(node.url, json={"query": "{ __typename }"})
+            assert full.value.status == 503  # and the polite client is starved
+            return
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 429 Too Many Requests") and b"\r\nRetry-After: 1\r\n" in head  # F5
+        assert json.loads(body) == {
+            "data": None,
+            "errors": [
+                {
+                    "message": f"too many connections from local user {ABUSER} (limit 4; "
+                    "client_limits.max_connections), retry when one is closed"
+                }
+            ],
+        }
+        assert await simple_query(node.url) < 1  # another local user still gets in
+    finally:
+        for sock in held:
+            sock.close()
+
+
+async def raw_http_on(sock: socket.socket, request: bytes) -> bytes:
+    """Send `request` on a connected socket; everything answered until the node closes it."""
+    reader, writer = await asyncio.open_connection(sock=sock)
+    try:
+        writer.write(request)
+        async with asyncio.timeout(10):
+            return await reader.read()
+    finally:
+        writer.close()

@@ -15,7 +15,9 @@ by sending many expensive requests at once (each within the per-request limits o
   cannot be interrupted: a client holds the event loop for at most `max_requests` of its longest steps at
   once, then for `time_rate` of the time.
 - F4 the table of clients is bounded: when it holds more than `_MAX_CLIENTS`, clients with no request
-  running and a full budget are forgotten (a forgotten client comes back with a full budget, as it was).
+  running, no connection open and a full budget are forgotten (one comes back with a full budget, as it was).
+- F5 at most `max_connections` connections of one client are open at once; the next is answered `429` and
+  closed (H1 in `limits.py`), so one client cannot take every connection the server allows.
 
 A refused request gets `{"data": null, "errors": [{"message": ...}]}` naming the client and the setting.
 Time rather than the GraphQL cost of Q4/Q5: the event loop is what clients share, and the cost counts
@@ -27,6 +29,7 @@ weighs a request by its work.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import math
 import sys
@@ -51,6 +54,7 @@ _MAX_CLIENTS = 1024
 
 @dataclass(frozen=True, slots=True)
 class ClientLimits:
+    max_connections: int = 64
     max_requests: int = 4
     time_burst: float = 2.0
     time_rate: float = 0.5
@@ -61,6 +65,7 @@ class _Client:
     budget: float
     updated: float
     running: int = 0
+    connections: int = 0
 
 
 class Refused(NodeError):
@@ -142,7 +147,11 @@ class Fairness:
     def _forget(self, now: float) -> None:  # F4
         limits = self.limits
         for name, state in list(self._clients.items()):
-            if state.running == 0 and state.budget + (now - state.updated) * limits.time_rate >= limits.time_burst:
+            if (
+                state.running == 0
+                and state.connections == 0
+                and state.budget + (now - state.updated) * limits.time_rate >= limits.time_burst
+            ):
                 del self._clients[name]
 
     def admit(self, client: str) -> Ticket:
@@ -165,6 +174,22 @@ class Fairness:
         state.running += 1
         return Ticket(self, client)
 
+    def connect(self, transport: asyncio.BaseTransport) -> str:
+        """F1, F5: the client of a new connection, counted until `disconnect`; or `Refused`."""
+        client = self._identify(transport)
+        state = self._client(client)
+        if state.connections >= self.limits.max_connections:
+            raise Refused(
+                f"too many connections from {client} (limit {self.limits.max_connections}; "
+                "client_limits.max_connections), retry when one is closed",
+                1,
+            )
+        state.connections += 1
+        return client
+
+    def disconnect(self, client: str) -> None:
+        self._client(client).connections -= 1
+
     def release(self, ticket: Ticket) -> None:
         self._client(ticket.client).running -= 1
 
@@ -179,6 +204,9 @@ class Fairness:
         transport = request.transport
         if transport is None:
             return "a closed connection"
+        return self._identify(transport)
+
+    def _identify(self, transport: asyncio.BaseTransport) -> str:
         known = self._owners.get(transport)
         if known is None:
             known = self._owners[transport] = _identify(transport.get_extra_info("peername"), transport)

@@ -4,7 +4,7 @@
 Starts and stops cleanly inside the caller's event loop (aiohttp AppRunner). Binds 127.0.0.1 by default.
 What browsers may do is in `browser.py` (B1-B4: no CORS unless configured), the bounds on clients in
 `limits.py` (H1-H6: connections, timeouts, WebSockets, subscriptions, slow readers), the fair shares of
-clients in `fairness.py` (F1-F4: requests at once and event-loop time per client).
+clients in `fairness.py` (F1-F5: requests at once, event-loop time and connections per client).
 
 WebSocket connection states: connected -> acknowledged (after `connection_init`) -> closed. A
 `subscribe` before acknowledgement closes with 4401, a second init with 4429, a reused subscription id
@@ -87,7 +87,7 @@ class HttpServer:
             shutdown_timeout=_SHUTDOWN_TIMEOUT,
         )
         await self._runner.setup()
-        site = CappedSite(self._runner, self.host, self.port, self.limits.max_connections)
+        site = CappedSite(self._runner, self.host, self.port, self.limits.max_connections, self.fairness)
         await site.start()
         self.port = site.port
         log.info("GraphQL API on http://%s:%d/graphql", self.host, self.port)
