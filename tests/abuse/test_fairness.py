@@ -24,6 +24,7 @@ import pytest
 from p2panda.node.api.fairness import ClientLimits, Fairness, Refused, socket_owner
 from tests.abuse.conftest import StartNode
 from tests.abuse.test_connections import simple_query
+from tests.p2panda.node.netns import hosts
 from tests.p2panda.node.process import ROOT, PandaNode
 
 ABUSER = 65534  # nobody
@@ -259,3 +260,39 @@ async def raw_http_on(sock: socket.socket, request: bytes) -> bytes:
             return await reader.read()
     finally:
         writer.close()
+
+
+async def test_a_remote_client_is_its_address(start_node: StartNode) -> None:
+    # F1 for a client on another host: a network namespace the test makes, on a bridge in the test's own
+    # namespace. The node listens on the bridge's address; this test reaches it from its own namespace.
+    with hosts(1) as [host]:
+        bridge = host.address.rsplit(".", 1)[0] + ".254"
+        node = start_node(f'http_host = "{bridge}"\n[client_limits]\nmax_requests = 1\n')
+        assert node.url.startswith(f"http://{bridge}:")
+        hammer = await asyncio.create_subprocess_exec(
+            *host.prefix,
+            sys.executable,
+            str(ROOT / "tests" / "abuse" / "hammer.py"),
+            node.url,
+            "4",
+            "3",
+            "0",
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            cwd="/",
+        )
+        stdout, _ = await hammer.communicate(b"{ __schema { types { name fields { name } } } }")
+        assert hammer.returncode == 0
+        hammered = json.loads(stdout)
+        assert hammered["statuses"].get("200", 0) > 0, hammered
+        assert hammered["refusals"] == [
+            [
+                429,
+                "1",
+                f"too many requests at once from address {host.address} (limit 1; client_limits.max_requests), "
+                "retry when one is answered",
+            ]
+        ]
+        # This test's own connections come from this machine (the bridge's address): a local user, another client.
+        assert await simple_query(node.url) < 1
+        node.kill()
