@@ -54,6 +54,7 @@ async def run_node(settings: NodeSettings, configure: Callable[[NodeConfig], Nod
         settings.http_port,
         limits=settings.http_limits,
         browsers=settings.browsers,
+        clients=settings.client_limits,
     )
     try:
         key_pair = load_or_create_node_key(settings.data_dir)

@@ -32,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from p2panda.node.api.browser import BrowserPolicy
 from p2panda.node.api.cost import GraphQLLimits
+from p2panda.node.api.fairness import ClientLimits
 from p2panda.node.api.limits import HttpLimits
 from p2panda.node.errors import NodeError
 from p2panda.node.peer import Peer, PeerAddressError
@@ -77,10 +78,12 @@ class NodeSettings:
     browsers: BrowserPolicy = field(default_factory=BrowserPolicy)
     http_limits: HttpLimits = field(default_factory=HttpLimits)
     graphql_limits: GraphQLLimits = field(default_factory=GraphQLLimits)
+    client_limits: ClientLimits = field(default_factory=ClientLimits)
 
 
 _LIMITS = HttpLimits()
 _GRAPHQL = GraphQLLimits()
+_CLIENTS = ClientLimits()
 
 
 class _HttpLimits(BaseModel):
@@ -109,6 +112,15 @@ class _GraphQLLimits(BaseModel):
     parse_cache_bytes: Annotated[int, Field(ge=0)] = _GRAPHQL.parse_cache_bytes
 
 
+class _ClientLimits(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    max_connections: Positive = _CLIENTS.max_connections
+    max_requests: Positive = _CLIENTS.max_requests
+    time_burst: Annotated[Seconds, Field(strict=False)] = _CLIENTS.time_burst
+    time_rate: Annotated[Seconds, Field(strict=False)] = _CLIENTS.time_rate
+
+
 class _Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)  # C1, C2
 
@@ -128,6 +140,7 @@ class _Settings(BaseModel):
     allowed_hosts: list[str] = []
     http_limits: _HttpLimits = _HttpLimits()
     graphql_limits: _GraphQLLimits = _GraphQLLimits()
+    client_limits: _ClientLimits = _ClientLimits()
 
     @field_validator("log_level")
     @classmethod
@@ -241,6 +254,7 @@ def load_settings(
         browsers=BrowserPolicy(frozenset(parsed.allowed_origins), frozenset(parsed.allowed_hosts)),
         http_limits=HttpLimits(**limits.model_dump()),
         graphql_limits=GraphQLLimits(**parsed.graphql_limits.model_dump()),
+        client_limits=ClientLimits(**parsed.client_limits.model_dump()),
     )
 
 

@@ -1,5 +1,6 @@
 """Exposure defaults, seen from outside the process as `ss -ltnup` would (its sockets read from /proc):
-nothing listens beyond 127.0.0.1 and no mDNS socket is open unless asked; the node key announced to
+nothing listens beyond 127.0.0.1 and no mDNS socket is open unless asked (the positive control, a node
+asked to listen on 0.0.0.0, runs in a network namespace the test makes); the node key announced to
 peers is not the user's identity; one node per data directory; what the node creates is private."""
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 from p2panda.keystore import create_identity
 from tests.abuse.conftest import StartNode
 from tests.abuse.probes import Bound, bound_sockets
+from tests.p2panda.node.netns import hosts
 from tests.p2panda.node.process import ROOT
 
 
@@ -27,10 +29,16 @@ def test_every_listener_is_on_loopback_by_default(start_node: StartNode) -> None
 
 
 def test_replication_on_every_interface_only_when_asked(start_node: StartNode) -> None:
-    # Positive control for the probe above: a wildcard bind is seen as such.
-    node = start_node("", "--replication-host", "0.0.0.0")
-    assert node.proc is not None
-    assert Bound("tcp", "0.0.0.0", node.replication_port) in bound_sockets(node.proc.pid)
+    # Positive control for the probe above: a wildcard bind is seen as such. In a network namespace this
+    # test makes, so that it listens on none of the host's interfaces (/proc/<pid>/net is the namespace's).
+    with hosts(1) as [host]:
+        node = start_node("", "--replication-host", "0.0.0.0", prefix=host.prefix)
+        assert node.proc is not None
+        assert os.readlink(f"/proc/{node.proc.pid}/ns/net") != os.readlink("/proc/self/ns/net")
+        bound = bound_sockets(node.proc.pid)
+        node.kill()  # before its namespace goes
+    http_port = int(node.url.rsplit(":", 1)[1].split("/")[0])
+    assert set(bound) == {Bound("tcp", "0.0.0.0", node.replication_port), Bound("tcp", "127.0.0.1", http_port)}
 
 
 def test_no_mdns_socket_unless_asked(start_node: StartNode) -> None:

@@ -37,6 +37,9 @@ max_aliases = 100000
 max_cost = 1000000000
 max_documents = 1000000000
 time_budget = 600
+[client_limits]
+max_requests = 1000
+time_burst = 1000
 """
 
 
@@ -88,9 +91,14 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+# The per-request limits alone: here one client (this test) both abuses and measures, so its share of the
+# node (F1-F5, tests/abuse/test_fairness.py) is put out of reach.
+NO_SHARES = "[client_limits]\nmax_requests = 1000\ntime_burst = 1000\n"
+
+
 @pytest.fixture
 async def crates(start_node: StartNode) -> tuple[PandaNode, str]:
-    node = start_node()  # the default limits
+    node = start_node(NO_SHARES)  # the default limits per request
     return node, await _crates(node)
 
 

@@ -43,6 +43,8 @@ def panda_node(tmp_path: Path, *args: str, config: str | None = None) -> subproc
         ("[graphql_limits]\nmax_cost = 0\n", [], "graphql_limits.max_cost = 0 (in "),
         ('[graphql_limits]\ntime_budget = "5s"\n', [], "graphql_limits.time_budget = '5s' (in "),
         ("[graphql_limits]\nmax_depht = 3\n", [], "unknown keys in "),
+        ("[client_limits]\nmax_requests = 0\n", [], "client_limits.max_requests = 0 (in "),
+        ("[client_limits]\ntime_rate = -0.5\n", [], "client_limits.time_rate = -0.5 (in "),
         ("", ["--mdns"], "mdns is on but replication_host '127.0.0.1' is reachable from this machine only"),
         ("colour = 1\n", [], "unknown keys in "),
     ],

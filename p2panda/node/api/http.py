@@ -3,7 +3,8 @@
 
 Starts and stops cleanly inside the caller's event loop (aiohttp AppRunner). Binds 127.0.0.1 by default.
 What browsers may do is in `browser.py` (B1-B4: no CORS unless configured), the bounds on clients in
-`limits.py` (H1-H6: connections, timeouts, WebSockets, subscriptions, slow readers).
+`limits.py` (H1-H6: connections, timeouts, WebSockets, subscriptions, slow readers), the fair shares of
+clients in `fairness.py` (F1-F5: requests at once, event-loop time and connections per client).
 
 WebSocket connection states: connected -> acknowledged (after `connection_init`) -> closed. A
 `subscribe` before acknowledgement closes with 4401, a second init with 4429, a reused subscription id
@@ -24,6 +25,7 @@ from graphql import ExecutionResult
 from p2panda.errors import P2PandaError
 from p2panda.ids import DocumentId, DocumentViewId
 from p2panda.node.api.browser import BrowserPolicy, browser_guard
+from p2panda.node.api.fairness import TICKET, ClientLimits, Fairness, fairness_guard
 from p2panda.node.api.graphql import GraphQLApi, formatted
 from p2panda.node.api.limits import CappedSite, HttpLimits
 from p2panda.node.blobs import read_blob
@@ -50,14 +52,17 @@ class HttpServer:
         *,
         limits: HttpLimits | None = None,
         browsers: BrowserPolicy | None = None,
+        clients: ClientLimits | None = None,
     ) -> None:
         self.api = api
         self.host = host
         self.port = port
         self.limits = limits or HttpLimits()
+        self.fairness = Fairness(clients or ClientLimits())
         self._runner: web.AppRunner | None = None
         self.app = web.Application(
-            middlewares=[browser_guard(browsers or BrowserPolicy())], client_max_size=self.limits.max_body
+            middlewares=[browser_guard(browsers or BrowserPolicy()), fairness_guard(self.fairness)],
+            client_max_size=self.limits.max_body,
         )
         self.app.router.add_post("/graphql", self._graphql)
         self.app.router.add_get("/graphql", self._get_graphql)
@@ -82,7 +87,7 @@ class HttpServer:
             shutdown_timeout=_SHUTDOWN_TIMEOUT,
         )
         await self._runner.setup()
-        site = CappedSite(self._runner, self.host, self.port, self.limits.max_connections)
+        site = CappedSite(self._runner, self.host, self.port, self.limits.max_connections, self.fairness)
         await site.start()
         self.port = site.port
         log.info("GraphQL API on http://%s:%d/graphql", self.host, self.port)
@@ -265,8 +270,10 @@ class HttpServer:
         problem = _request_problem(body)
         if problem is not None:
             return _malformed(problem)
+        ticket = request[TICKET]
+        # F3: the execution runs in a task of its own (so that a stop can cancel it): its time is the client's.
         execution = asyncio.ensure_future(
-            self.api.execute(body["query"], body.get("variables") or {}, body.get("operationName"))
+            ticket.timed(self.api.execute(body["query"], body.get("variables") or {}, body.get("operationName")))
         )
         self._executions.add(execution)
         try:

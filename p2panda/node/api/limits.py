@@ -2,7 +2,8 @@
 or the node's memory and file descriptors.
 
 - H1 at most `max_connections` open connections: the next ones are answered `503` and closed at once
-  (accepting goes on, so file descriptors never run out).
+  (accepting goes on, so file descriptors never run out). A connection over its client's own cap (F5 in
+  `fairness.py`) is answered `429` the same way.
 - H2 a connection must send a complete request head within `header_timeout` seconds of opening or of its
   previous response; an idle keep-alive connection is closed after the same time (aiohttp's keep-alive
   timer, which runs from the moment a connection opens).
@@ -20,6 +21,7 @@ or the node's memory and file descriptors.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -27,6 +29,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
+
+from p2panda.node.api.fairness import Fairness, Refused
 
 __all__ = ["CappedSite", "HttpLimits", "RateLimitedErrors"]
 
@@ -57,14 +61,15 @@ class _Refused(asyncio.Protocol):
     reset, which can destroy the answer before the client reads it: so the request is read and dropped
     until the client closes, for at most a second, and only for a bounded number of connections at once."""
 
-    def __init__(self, site: CappedSite) -> None:
+    def __init__(self, site: CappedSite, answer: bytes = _BUSY) -> None:
         self._site = site
+        self._answer = answer
         self._timer: asyncio.TimerHandle | None = None
         self._counted = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
-        transport.write(_BUSY)
+        transport.write(self._answer)
         if self._site.lingering >= _MAX_LINGERING:
             transport.close()
             return
@@ -86,15 +91,70 @@ class _Refused(asyncio.Protocol):
             self._site.lingering -= 1
 
 
+def _too_many(refused: Refused) -> bytes:
+    body = json.dumps({"data": None, "errors": [{"message": str(refused)}]}).encode()
+    return (
+        b"HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json; charset=utf-8\r\nConnection: close\r\n"
+        + f"Retry-After: {refused.retry_after}\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+        + body
+    )
+
+
+class _PerClient(asyncio.Protocol):
+    """F5: the client of a new connection is known only once it is made: then either aiohttp's handler for
+    it, to which everything is passed on, or a `429`."""
+
+    def __init__(self, site: CappedSite, server: web.Server, fairness: Fairness) -> None:
+        self._site = site
+        self._server = server
+        self._fairness = fairness
+        self._inner: asyncio.Protocol | None = None
+        self._client: str | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        try:
+            self._client = self._fairness.connect(transport)
+        except Refused as refused:
+            self._inner = _Refused(self._site, _too_many(refused))
+        else:
+            self._inner = self._server()
+        self._inner.connection_made(transport)
+
+    def data_received(self, data: bytes) -> None:
+        assert self._inner is not None
+        self._inner.data_received(data)
+
+    def eof_received(self) -> bool | None:
+        assert self._inner is not None
+        return self._inner.eof_received()
+
+    def pause_writing(self) -> None:
+        assert self._inner is not None
+        self._inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        assert self._inner is not None
+        self._inner.resume_writing()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._inner is not None:
+            self._inner.connection_lost(exc)
+        if self._client is not None:
+            self._fairness.disconnect(self._client)
+
+
 class CappedSite(web.BaseSite):
-    """A TCP site like aiohttp's `TCPSite` whose connections are capped (H1)."""
+    """A TCP site like aiohttp's `TCPSite` whose connections are capped (H1), in all and per client (F5)."""
 
-    __slots__ = ("_host", "_last_warning", "_limit", "_port", "_refused", "lingering")
+    __slots__ = ("_fairness", "_host", "_last_warning", "_limit", "_port", "_refused", "lingering")
 
-    def __init__(self, runner: web.BaseRunner, host: str, port: int, max_connections: int) -> None:
+    def __init__(
+        self, runner: web.BaseRunner, host: str, port: int, max_connections: int, fairness: Fairness | None = None
+    ) -> None:
         super().__init__(runner)
         self._host = host
         self._port = port
+        self._fairness = fairness
         self._limit = max_connections
         self._refused = 0
         self._last_warning = 0.0
@@ -119,7 +179,7 @@ class CappedSite(web.BaseSite):
 
     def _protocol(self, server: web.Server) -> asyncio.BaseProtocol:
         if len(server.connections) < self._limit:
-            return server()
+            return server() if self._fairness is None else _PerClient(self, server, self._fairness)
         self._refused += 1
         now = time.monotonic()
         if now - self._last_warning >= _SUMMARY_EVERY:
