@@ -2,20 +2,23 @@
 
 After a real chat exchange between two clients on embedded nodes replicating over 127.0.0.1, no file under
 either data directory (the databases with their -wal and -shm, the key files, the log) holds a message, the
-group's name or secret key bytes; the right passphrase reopens history and search; a wrong one is
-`WrongPassphrase` and changes nothing."""
+group's name or secret key bytes, neither while the clients run nor after; the right passphrase reopens
+history and search; a wrong or missing one is a typed error and changes no file."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import re
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from keygroups import Level
+from node_adapter import Client, EmbeddedNode
 from node_adapter.chat_store import ChatStore, IndexedMessage
-from node_adapter.client_store import ClientStore
 from node_adapter.errors import StateUnreadable
 from node_adapter.state_db import is_encrypted, key_path, state_key
 from p2panda.keystore import PassphraseRequired, WrongPassphrase, create_identity
@@ -43,6 +46,10 @@ def leaks(root: Path, needles: dict[str, bytes]) -> list[str]:
     return found
 
 
+def fingerprints(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in files_under(root)}
+
+
 def secret_forms(what: str, secret: bytes) -> dict[str, bytes]:
     """A secret as raw bytes and as hex, whole and its first 12 bytes (a fragment is a leak too)."""
     return {
@@ -53,16 +60,46 @@ def secret_forms(what: str, secret: bytes) -> dict[str, bytes]:
     }
 
 
+def client_secrets(person: Person) -> dict[str, bytes]:
+    """Every secret the person's client holds: the identity seed, the state key, the group's epoch secrets,
+    and the MLS state (its private keys and secrets, in the storage's own encoding) in 32-byte pieces."""
+    client = person.c().client
+    assert client.state_key is not None
+    found = secret_forms(f"{person.name}'s identity seed", person.key_pair.private_key())
+    found |= secret_forms(f"{person.name}'s state key", client.state_key)
+    for record in client.store.groups():
+        for epoch, secret in record.secrets.items():
+            found |= secret_forms(f"{person.name}'s epoch {epoch} secret", secret)
+    for n, (_, value) in enumerate(client.store.mls_items()):
+        for i in range(0, len(value) - 32, 32):
+            found[f"{person.name}'s MLS value {n} bytes {i}-{i + 32}"] = value[i : i + 32]
+    return found
+
+
 async def test_a_stolen_data_directory_shows_no_message_name_or_key(tmp_path: Path) -> None:
-    log_handler = logging.FileHandler(tmp_path / "chat.log")
-    logging.getLogger().addHandler(log_handler)
-    alice = Person(tmp_path / "data", "alice", passphrase=PASSPHRASE)
+    data = tmp_path / "data"
+    data.mkdir()
+    # As `panda chat` logs: INFO and up, into a file in the data directory.
+    root = logging.getLogger()
+    log_handler = logging.FileHandler(data / "chat.log")
+    root.addHandler(log_handler)
+    level = root.level
+    root.setLevel(logging.INFO)
+    alice = Person(data, "alice", passphrase=PASSPHRASE)
     alice.key_pair = create_identity(alice.data_dir, passphrase=PASSPHRASE)
-    await alice.start()
-    bob = Person(tmp_path / "data", "bob", peers=(alice.address,), passphrase=PASSPHRASE)
+    bob = Person(data, "bob", passphrase=PASSPHRASE)
     bob.key_pair = create_identity(bob.data_dir, passphrase=PASSPHRASE)
-    await bob.start()
+    needles = {
+        "alice's message": FROM_ALICE.encode(),
+        "a word of alice's message": b"zeppelin",
+        "bob's message": FROM_BOB.encode(),
+        "a word of bob's message": b"periwinkle",
+        "the group's name": GROUP_NAME.encode(),
+    }
     try:
+        await alice.start()
+        bob.peers = (alice.address,)
+        await bob.start()
         group = await alice.c().client.create_group(GROUP_NAME, history=True)
         assert alice.node is not None
         await key_packages_visible(alice.node, bob.key)
@@ -81,30 +118,133 @@ async def test_a_stolen_data_directory_shows_no_message_name_or_key(tmp_path: Pa
             return len(alice.c().search("periwinkle")) == 1
 
         await eventually(alice_reads, what="bob's message in alice's index")
-        secrets = {}
-        for person in (alice, bob):
-            c = person.c().client
-            secrets |= secret_forms(f"{person.name}'s identity seed", person.key_pair.private_key())
-            assert c.state_key is not None
-            secrets |= secret_forms(f"{person.name}'s state key", c.state_key)
-            for record in c.store.groups():
-                for epoch, secret in record.secrets.items():
-                    secrets |= secret_forms(f"{person.name}'s epoch {epoch} secret", secret)
-        assert any("epoch" in what for what in secrets)  # history mode: there are epoch secrets to look for
+        needles |= client_secrets(alice) | client_secrets(bob)
+        assert any("epoch" in what for what in needles) and any("MLS" in what for what in needles)
+        # While both run: the databases' -wal files hold the latest pages (encrypted too).
+        assert any(p.name.endswith("-wal") for p in files_under(data))
+        assert leaks(data, needles) == []
     finally:
         await bob.stop()
         await alice.stop()
-        logging.getLogger().removeHandler(log_handler)
+        root.removeHandler(log_handler)
+        root.setLevel(level)
         log_handler.close()
-    (tmp_path / "data" / "chat.log").write_bytes((tmp_path / "chat.log").read_bytes())
-    needles = {
-        "alice's message": FROM_ALICE.encode(),
-        "a word of alice's message": b"zeppelin",
-        "bob's message": FROM_BOB.encode(),
-        "a word of bob's message": b"periwinkle",
-        "the group's name": GROUP_NAME.encode(),
-        **secrets,
-    }
-    assert leaks(tmp_path / "data", needles) == []
-    for path in files_under(tmp_path / "data"):
-        print(path.relative_to(tmp_path), path.stat().st_size, path.read_bytes()[:16])
+    assert (data / "chat.log").stat().st_size > 0  # the log was written (and is searched)
+    assert leaks(data, needles) == []
+    # The state files are SQLCipher databases (no SQLite header); the node's own database stays plain SQLite
+    # (it holds only what the network holds: sealed envelopes, public keys).
+    for person in ("alice", "bob"):
+        assert sorted(p.name.split("-")[0] for p in (data / person).glob("*-*.sqlite3")) == ["chat", "client"]
+        assert all(is_encrypted(p) for p in (data / person).glob("*-*.sqlite3"))
+        assert not is_encrypted(data / person / "node.sqlite3")
+
+    # The right passphrase reopens history and search (no peers: all of it is local).
+    alice.peers = ()
+    await alice.start()
+    try:
+        chat = alice.c()
+        groups = await chat.client.all_groups()
+        assert [g.name for g in groups] == [GROUP_NAME]
+        assert sorted(m.text for m in await groups[0].messages()) == sorted([FROM_ALICE, FROM_BOB])
+        assert [h.snippet for h in chat.search("periwinkle")] == ["bring the [periwinkle]-harmonica"]
+    finally:
+        await alice.stop()
+
+    # S2 / S1: a wrong or missing passphrase is a typed error; the client's files do not change.
+    state = data / "alice" / f"client-{alice.key.hex()[:16]}.sqlite3"
+    before = {k: v for k, v in fingerprints(data / "alice").items() if not k.startswith("node")}
+    async with EmbeddedNode(alice.data_dir, replication_port=0) as node:
+        wrong = re.escape(f"the passphrase does not open key file {key_path(state)}")
+        with pytest.raises(WrongPassphrase, match=wrong):
+            await Client(node, alice.key_pair, passphrase=b"battery staple").start()
+        with pytest.raises(PassphraseRequired, match="is sealed with a passphrase"):
+            await Client(node, alice.key_pair).start()
+    after = {k: v for k, v in fingerprints(data / "alice").items() if not k.startswith("node")}
+    assert after == before
+
+
+# --- the state files one by one (no nodes) ---------------------------------------------------------
+
+
+def _index(store: ChatStore, text: str) -> None:
+    store.index([IndexedMessage("m1", "g1", "a" * 64, 1, text, False)])
+
+
+def test_s4_a_plain_state_file_is_encrypted_in_place_with_its_wal(tmp_path: Path) -> None:
+    # A plain chat file whose last rows are only in its -wal (the process was killed): copied while open.
+    plain = ChatStore(tmp_path / "live" / "chat.sqlite3")
+    _index(plain, "the secret zeppelin")
+    home = tmp_path / "home"
+    home.mkdir()
+    for name in ("chat.sqlite3", "chat.sqlite3-wal"):
+        shutil.copy(tmp_path / "live" / name, home / name)
+    plain.close()
+    assert b"zeppelin" in (home / "chat.sqlite3-wal").read_bytes()
+    (home / "chat.sqlite3.encrypting").write_bytes(b"left by a crash before the rename")
+
+    key = state_key(home / "chat.sqlite3", PASSPHRASE)
+    assert key is not None and key_path(home / "chat.sqlite3").exists()
+    store = ChatStore(home / "chat.sqlite3", key)
+    try:
+        assert [h.snippet for h in store.search("zeppelin")] == ["the secret [zeppelin]"]
+    finally:
+        store.close()
+    assert is_encrypted(home / "chat.sqlite3")
+    assert (home / "chat.sqlite3").stat().st_mode & 0o777 == 0o600
+    assert sorted(p.name for p in home.iterdir()) == ["chat.dbkey", "chat.sqlite3"]
+    assert leaks(home, {"the text": b"zeppelin", **secret_forms("the key", key)}) == []
+
+
+def test_s3_a_key_that_does_not_open_the_file_is_refused_and_writes_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "chat.sqlite3"
+    store = ChatStore(path, b"\x01" * 32)
+    _index(store, "hello")
+    store.close()
+    before = fingerprints(tmp_path)
+    with pytest.raises(StateUnreadable, match=re.escape(f"state file {path} does not open with its key")):
+        ChatStore(path, b"\x02" * 32)
+    assert fingerprints(tmp_path) == before
+    raw = bytearray(path.read_bytes())
+    raw[100] ^= 0xFF  # damaged: a flipped byte in the first page (the schema)
+    path.write_bytes(bytes(raw))
+    damaged = fingerprints(tmp_path)
+    with pytest.raises(StateUnreadable, match="does not open with its key"):
+        ChatStore(path, b"\x01" * 32)
+    assert fingerprints(tmp_path) == damaged
+
+
+def test_s1_an_encrypted_file_is_never_opened_without_its_key(tmp_path: Path) -> None:
+    path = tmp_path / "client.sqlite3"
+    key = state_key(path, PASSPHRASE)
+    assert key is not None
+    ChatStore(path, key).close()
+    before = fingerprints(tmp_path)
+    with pytest.raises(PassphraseRequired, match=re.escape(f"key file {key_path(path)} is sealed with a passphrase")):
+        state_key(path, None)
+    with pytest.raises(StateUnreadable, match=re.escape(f"state file {path} is encrypted")):
+        ChatStore(path, None)
+    assert fingerprints(tmp_path) == before
+    key_path(path).unlink()  # the key file lost: a new key would not open the file; none is made
+    with pytest.raises(StateUnreadable, match=re.escape("is encrypted but its key file client.dbkey is missing")):
+        state_key(path, PASSPHRASE)
+    assert not key_path(path).exists()
+
+
+def test_s2_a_wrong_passphrase_is_refused_and_changes_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "client.sqlite3"
+    key = state_key(path, PASSPHRASE)
+    assert key is not None and len(key) == 32
+    assert state_key(path, PASSPHRASE) == key  # the same key each time
+    before = fingerprints(tmp_path)
+    with pytest.raises(WrongPassphrase, match=re.escape(f"the passphrase does not open key file {key_path(path)}")):
+        state_key(path, b"battery staple")
+    assert fingerprints(tmp_path) == before
+    assert state_key(tmp_path / "other.sqlite3", None) is None  # no passphrase, no key file: plain
+
+
+def test_without_a_passphrase_the_state_stays_plain_sqlite(tmp_path: Path) -> None:
+    path = tmp_path / "chat.sqlite3"
+    store = ChatStore(path, state_key(path, None))
+    _index(store, "hello")
+    store.close()
+    assert path.read_bytes().startswith(b"SQLite format 3\x00") and not key_path(path).exists()
