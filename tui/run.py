@@ -16,7 +16,7 @@ from node_adapter.chat import Chat
 from p2panda.identity import KeyPair
 from p2panda.keystore import create_identity, default_data_dir, identity_path, load_identity, read_passphrase
 from tui.app import ChatApp
-from tui.log_format import LOG_FORMAT, WithheldValuesFormatter
+from tui.log_format import LOG_FORMAT, PUBLIC, WithheldValuesFormatter
 
 __all__ = ["chat_parser", "run_chat", "main", "DEFAULT_REPLICATION_PORT"]
 
@@ -104,8 +104,8 @@ async def run_chat(args: argparse.Namespace) -> int:
         chat = await stack.enter_async_context(Chat(client))
         app = ChatApp(chat, name=args.name, data_dir=data_dir)
         if isinstance(node, EmbeddedNode) and node.replication is not None:
-            log.info("peer address: %s", node.replication.address)
-        log.info("panda chat started for %s (log %s)", client.me, log_path)
+            log.info("peer address: %s", node.replication.address, extra=PUBLIC)
+        log.info("panda chat started for %s (log %s)", client.me, log_path, extra=PUBLIC)
         await app.run_async()
     return 0
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 
-from tui.log_format import LOG_FORMAT, WithheldValuesFormatter
+from tui.log_format import LOG_FORMAT, PUBLIC, WithheldValuesFormatter
 
 
 def _record(msg: object, *args: object, exc: BaseException | None = None) -> logging.LogRecord:
@@ -37,3 +37,9 @@ def test_a_logged_object_is_withheld_and_a_plain_message_kept() -> None:
         "tui: (ValueError withheld)"
     )
     assert formatter.format(_record("shutting down")).endswith("tui: shutting down")
+
+
+def test_a_record_marked_public_keeps_its_values() -> None:
+    record = _record("peer address: %s", "ab12@127.0.0.1:2022")
+    record.__dict__.update(PUBLIC)
+    assert WithheldValuesFormatter(LOG_FORMAT).format(record).endswith("tui: peer address: ab12@127.0.0.1:2022")

@@ -56,6 +56,7 @@ def test_two_terminals_with_a_passphrase_leave_nothing_readable(tmp_path: Path) 
         bob.close()
     log = (tmp_path / "alice" / "chat.log").read_text()
     assert "(values withheld)" in log  # the error was logged, without its value
+    assert f"panda chat started for {key_pairs['alice'].public_key.hex()}" in log  # public values stay
     needles = {
         "alice's message": b"zeppelin",
         "bob's message": b"periwinkle",
