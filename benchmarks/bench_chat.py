@@ -7,7 +7,11 @@
    measured again from after the imports) until the timeline shows the newest message. Aim < 2 s.
 3. Memory of that process then (peak RSS).
 
-    .venv/bin/python benchmarks/bench_chat.py [--messages 100] [--history 10000] [--data-dir DIR]
+    .venv/bin/python benchmarks/bench_chat.py [--messages 100] [--history 10000] [--data-dir DIR] [--passphrase]
+
+With `--passphrase` every client's state is encrypted at rest (SQLCipher, `node_adapter.state_db`), as with
+`panda chat --passphrase-file`: the cost of encryption is the difference to a run without it. A plain
+`--data-dir` history is encrypted in place by the first start with `--passphrase` (run 1 includes that).
 
 With `--data-dir`, the history is written there once (it takes minutes for 10 000) and reused later.
 """
@@ -16,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import re
 import resource
 import subprocess
@@ -32,7 +37,7 @@ from keygroups import Level  # noqa: E402
 from node_adapter import Client, EmbeddedNode  # noqa: E402
 from node_adapter.chat import Chat  # noqa: E402
 from p2panda.identity import KeyPair  # noqa: E402
-from p2panda.keystore import create_identity, identity_path, load_identity  # noqa: E402
+from p2panda.keystore import PASSPHRASE_ENV, create_identity, identity_path, load_identity, read_passphrase  # noqa: E402
 from secret_group.schemas import KEY_PACKAGE_SCHEMA  # noqa: E402
 from tui.app import ChatApp  # noqa: E402
 from tui.composer import Composer  # noqa: E402
@@ -71,7 +76,7 @@ async def bob(data_dir: Path, key_hex: str, peer: str) -> None:
     key_pair = KeyPair.from_private_key_hex(key_hex)
     async with (
         EmbeddedNode(data_dir, replication_port=0, peers=(peer,)) as node,
-        Client(node, key_pair) as client,
+        Client(node, key_pair, passphrase=read_passphrase(None)) as client,
         Chat(client) as chat,
     ):
         app = ChatApp(chat, name="bob")
@@ -87,7 +92,7 @@ async def latency(messages: int) -> list[float]:
     alice_keys, bob_keys = KeyPair.generate(), KeyPair.generate()
     async with (
         EmbeddedNode(root / "alice", replication_port=0) as node,
-        Client(node, alice_keys) as client,
+        Client(node, alice_keys, passphrase=read_passphrase(None)) as client,
         Chat(client) as chat,
     ):
         assert node.replication is not None
@@ -127,8 +132,9 @@ async def latency(messages: int) -> list[float]:
 async def fill(data_dir: Path, count: int) -> None:
     """A chat with `count` messages of history, indexed once (as after the first start); the identity is
     kept in the data directory (as `panda key new` does) so `--data-dir` can reuse it."""
-    key_pair = create_identity(data_dir)
-    async with EmbeddedNode(data_dir) as node, Client(node, key_pair) as client:
+    passphrase = read_passphrase(None)
+    key_pair = create_identity(data_dir, passphrase=passphrase)
+    async with EmbeddedNode(data_dir) as node, Client(node, key_pair, passphrase=passphrase) as client:
         group = await client.create_group("history")
         for i in range(count):
             await group.send(f"history message {i} " + "x" * 60)
@@ -142,7 +148,12 @@ async def startup(data_dir: Path) -> None:
     timeline is polled every 10 ms (a refresh hook would miss a first refresh that came before it)."""
     async with (
         EmbeddedNode(data_dir) as node,
-        Client(node, load_identity(data_dir), sync_in_background=True) as client,  # as `panda chat`
+        Client(
+            node,
+            load_identity(data_dir, read_passphrase(None)),
+            passphrase=read_passphrase(None),
+            sync_in_background=True,
+        ) as client,  # as `panda chat`
         Chat(client) as chat,
     ):
         started = time.time()
@@ -167,7 +178,12 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=100)
     parser.add_argument("--history", type=int, default=10_000)
     parser.add_argument("--data-dir", type=Path, default=None, help="reuse (or fill once) this history")
+    parser.add_argument("--passphrase", action="store_true", help="encrypt the clients' state at rest")
     args = parser.parse_args()
+    if args.passphrase:  # the processes this one starts read it too
+        os.environ[PASSPHRASE_ENV] = "bench passphrase"
+    else:
+        os.environ.pop(PASSPHRASE_ENV, None)
 
     if args.messages:
         values = asyncio.run(latency(args.messages))

@@ -3,7 +3,14 @@
 
 from node_adapter.client import Client, ClientEvent
 from node_adapter.embedded import EmbeddedNode
-from node_adapter.errors import NodeAdapterError, NodeUnavailable, NotSupported, PublishRefused, QueryRefused
+from node_adapter.errors import (
+    NodeAdapterError,
+    NodeUnavailable,
+    NotSupported,
+    PublishRefused,
+    QueryRefused,
+    StateUnreadable,
+)
 from node_adapter.group import Group, Message
 from node_adapter.interface import Changes, Node
 from node_adapter.remote import RemoteNode
@@ -26,4 +33,5 @@ __all__ = [
     "NotSupported",
     "PublishRefused",
     "QueryRefused",
+    "StateUnreadable",
 ]

@@ -212,7 +212,7 @@ class Chat:
         await self.stop()
 
     async def start(self) -> None:
-        self._store = ChatStore(self.path)
+        self._store = ChatStore(self.path, self.client.state_key)  # encrypted when the client's state is
         events = self.client.events()
         # Subscribe before the backfill so nothing that arrives in between is missed.
         first = asyncio.ensure_future(anext(events))

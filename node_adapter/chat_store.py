@@ -2,17 +2,18 @@
 index (SQLite FTS5) of decrypted messages, read marks, verified keys, drafts and settings, and
 how far a peer node has our own logs (for "delivered" marks).
 
-The file holds decrypted text, so it is created 0600 like the client's state. It is an index: every row
+The file holds decrypted text, so it is created 0600 like the client's state, and encrypted like it with a
+passphrase (`node_adapter.state_db`). It is an index: every row
 can be rebuilt from the client's state (`Chat.start` re-indexes what is missing), so it is written with
 synchronous=NORMAL. Reads return None (or empty) for absent rows; only I/O failures raise.
 """
 
 from __future__ import annotations
 
-import os
-import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
+
+from node_adapter import state_db
 
 __all__ = ["ChatStore", "IndexedMessage", "SearchHit"]
 
@@ -75,11 +76,9 @@ def _message(r: tuple[object, ...]) -> IndexedMessage:
 
 
 class ChatStore:
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        if not path.exists():
-            os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
-        self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    def __init__(self, path: Path, key: bytes | None = None) -> None:
+        # Encrypted at rest (SQLCipher) when a key is given: see `node_adapter.state_db`.
+        self._conn = state_db.connect(path, key)
         self._conn.execute("PRAGMA journal_mode = WAL")
         self._conn.execute("PRAGMA synchronous = NORMAL")
         self._conn.executescript(_SCHEMA)

@@ -68,6 +68,7 @@ from keygroups import Level, Member
 from keygroups.policy import flatten
 from keygroups.resolve import GroupState
 from keygroups.schemas import MEMBERSHIP
+from node_adapter import state_db
 from node_adapter.client_store import ClientStore, InnerRow, Transaction
 from node_adapter.embedded import EmbeddedNode
 from node_adapter.errors import NodeAdapterError, NodeUnavailable, PublishRefused, QueryRefused
@@ -179,6 +180,7 @@ class Client:
         key_pair: KeyPair,
         *,
         state_path: Path | None = None,
+        passphrase: bytes | None = None,
         schemas: Iterable[Schema] = (),
         poll_interval: float = 1.0,
         stagger: float = STAGGER,
@@ -192,6 +194,10 @@ class Client:
         self.key_pair = key_pair
         self.me = key_pair.public_key.hex()
         self.state_path = state_path
+        # With a passphrase the state files are encrypted at rest under a data key sealed with it
+        # (`node_adapter.state_db`); `state_key` is that key once started, for the chat's file too.
+        self._passphrase = passphrase
+        self.state_key: bytes | None = None
         self.schemas: dict[str, Schema] = dict(INNER_SCHEMAS)
         for schema in schemas:
             self.schemas[str(schema.id)] = schema
@@ -226,7 +232,9 @@ class Client:
         await self.stop()
 
     async def start(self) -> None:
-        self._store = ClientStore(self.state_path)
+        # Argon2id (about 0.1 s) in a thread: the embedded node shares this event loop.
+        self.state_key = await asyncio.to_thread(state_db.state_key, self.state_path, self._passphrase)
+        self._store = ClientStore(self.state_path, self.state_key)
         self._member = MlsMember(self.key_pair.private_key(), self._store.mls_items())
         self.engine = Engine(self._member)
         try:

@@ -4,7 +4,7 @@ operations it decrypted, and its outbox.
 Every change a step makes is written by `Transaction` in one SQLite transaction (WAL, synchronous=FULL):
 the MLS journal (`MlsMember.take_changes`), the group record, the processed marks, decrypted operations
 and outbox rows together, so a crash (kill -9) at any point leaves the state of before or after the step,
-never a mix. The file is created 0600.
+never a mix. The file is created 0600; with a passphrase it is encrypted (`node_adapter.state_db`).
 
 Convergence (see `secret_group.convergence`): every commit document of a group is kept (`commit_docs`) for
 the ranking; `snapshots` holds the group's MLS rows and record after each merge for the last R epochs
@@ -18,7 +18,6 @@ before every new write, so a restart after a crash re-publishes what was stored 
 
 from __future__ import annotations
 
-import os
 import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -27,6 +26,7 @@ from pathlib import Path
 
 import cbor2
 
+from node_adapter import state_db
 from secret_group.documents import Mode
 from secret_group.engine import GroupRecord
 
@@ -237,11 +237,9 @@ class Transaction:
 class ClientStore:
     """One client's state file. Reads return None for absent rows; only I/O failures raise."""
 
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        if not path.exists():
-            os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
-        self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    def __init__(self, path: Path, key: bytes | None = None) -> None:
+        # Encrypted at rest (SQLCipher) when a key is given: see `node_adapter.state_db`.
+        self._conn = state_db.connect(path, key)
         self._conn.execute("PRAGMA journal_mode = WAL")
         self._conn.execute("PRAGMA synchronous = FULL")
         self._conn.executescript(_SCHEMA)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from p2panda.errors import P2PandaError
 
-__all__ = ["NodeAdapterError", "NodeUnavailable", "NotSupported", "PublishRefused", "QueryRefused"]
+__all__ = ["NodeAdapterError", "NodeUnavailable", "NotSupported", "PublishRefused", "QueryRefused", "StateUnreadable"]
 
 
 class NodeAdapterError(P2PandaError):
@@ -26,3 +26,7 @@ class QueryRefused(NodeAdapterError):
 class NotSupported(NodeAdapterError):
     """The node's API cannot serve this verb (e.g. a stock aquadoggo: no subscriptions); the message
     says what is missing and why no fallback can stand in."""
+
+
+class StateUnreadable(NodeAdapterError):
+    """A client state file cannot be opened with the key given: encrypted and no key, or damaged."""

@@ -16,6 +16,7 @@ from node_adapter.chat import Chat
 from p2panda.identity import KeyPair
 from p2panda.keystore import create_identity, default_data_dir, identity_path, load_identity, read_passphrase
 from tui.app import ChatApp
+from tui.log_format import LOG_FORMAT, PUBLIC, WithheldValuesFormatter
 
 __all__ = ["chat_parser", "run_chat", "main", "DEFAULT_REPLICATION_PORT"]
 
@@ -30,7 +31,8 @@ def chat_parser() -> argparse.ArgumentParser:
         "--passphrase-file",
         type=Path,
         default=None,
-        help="seal / open the identity with the passphrase in this file (or set P2PANDA_PASSPHRASE)",
+        help="seal / open the identity and encrypt the chat's state with the passphrase in this file "
+        "(or set P2PANDA_PASSPHRASE)",
     )
     parser.add_argument("--name", default=None, help="your display name (asked at first start otherwise)")
     parser.add_argument(
@@ -54,8 +56,7 @@ def chat_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _identity(data_dir: Path, passphrase_file: Path | None) -> KeyPair:
-    passphrase = read_passphrase(passphrase_file)
+def _identity(data_dir: Path, passphrase: bytes | None) -> KeyPair:
     if identity_path(data_dir).exists():
         return load_identity(data_dir, passphrase)
     return create_identity(data_dir, passphrase=passphrase)
@@ -65,7 +66,7 @@ def _log_to_file(data_dir: Path) -> Path:
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     path = data_dir / "chat.log"
     handler = logging.FileHandler(path)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.INFO)
@@ -91,16 +92,22 @@ async def _start_node(args: argparse.Namespace, data_dir: Path, stack: contextli
 async def run_chat(args: argparse.Namespace) -> int:
     data_dir: Path = args.data_dir or default_data_dir()
     log_path = _log_to_file(data_dir)
-    key_pair = _identity(data_dir, args.passphrase_file)
+    passphrase = read_passphrase(args.passphrase_file)
+    if passphrase is not None:  # the state is encrypted: the log beside it names no values
+        for handler in logging.getLogger().handlers:
+            handler.setFormatter(WithheldValuesFormatter(LOG_FORMAT))
+    key_pair = _identity(data_dir, passphrase)
     async with contextlib.AsyncExitStack() as stack:
         node = await _start_node(args, data_dir, stack)
         state = data_dir / f"client-{key_pair.public_key.hex()[:16]}.sqlite3"
-        client = await stack.enter_async_context(Client(node, key_pair, state_path=state, sync_in_background=True))
+        client = await stack.enter_async_context(
+            Client(node, key_pair, state_path=state, passphrase=passphrase, sync_in_background=True)
+        )
         chat = await stack.enter_async_context(Chat(client))
         app = ChatApp(chat, name=args.name, data_dir=data_dir)
         if isinstance(node, EmbeddedNode) and node.replication is not None:
-            log.info("peer address: %s", node.replication.address)
-        log.info("panda chat started for %s (log %s)", client.me, log_path)
+            log.info("peer address: %s", node.replication.address, extra=PUBLIC)
+        log.info("panda chat started for %s (log %s)", client.me, log_path, extra=PUBLIC)
         await app.run_async()
     return 0
 

@@ -20,8 +20,9 @@ __all__ = ["Person", "eventually", "timeline_text", "type_line"]
 
 
 class Person:
-    def __init__(self, root: Path, name: str, peers: tuple[str, ...] = ()) -> None:
+    def __init__(self, root: Path, name: str, peers: tuple[str, ...] = (), passphrase: bytes | None = None) -> None:
         self.name = name
+        self.passphrase = passphrase
         self.key_pair = KeyPair.generate()
         self.data_dir = root / name
         self.peers = peers
@@ -47,7 +48,7 @@ class Person:
         )
         assert self.node.replication is not None
         self.port = self.node.replication.port
-        client = await self._stack.enter_async_context(Client(self.node, self.key_pair))
+        client = await self._stack.enter_async_context(Client(self.node, self.key_pair, passphrase=self.passphrase))
         self.chat = await self._stack.enter_async_context(Chat(client))
         return self
 
