@@ -20,8 +20,8 @@ by sending many expensive requests at once (each within the per-request limits o
   closed (H1 in `limits.py`), so one client cannot take every connection the server allows.
 
 A refused request gets `{"data": null, "errors": [{"message": ...}]}` naming the client and the setting.
-Time rather than the GraphQL cost of Q4/Q5: the event loop is what clients share, and the cost counts
-list items, so an introspection query with 60 aliases costs 900 by it yet holds the loop for over a second.
+Time rather than the GraphQL cost of Q4/Q5: the event loop is what clients share, and the cost is an
+estimate per request (it counts fields answered, not the time each takes), which a client can make many of.
 aiohttp has no server-side limits per client (its own `client_max_size` and our `CappedSite` are global);
 the packages that add them count requests per IP address, which neither tells local users apart nor
 weighs a request by its work.
