@@ -30,7 +30,7 @@ Checked in this order, each refusal a `CostError` naming the value and the setti
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -265,7 +265,9 @@ def check_cost(
 
 
 class Meter:
-    """Q5-Q7 while a query runs: cost charged and documents loaded so far, and the deadline."""
+    """Q5-Q7 while a query runs: cost charged and documents loaded so far, and the deadline. For a
+    subscription, `pace`: awaited once each event has arrived, before its answer is built (F6 in
+    `fairness.py`)."""
 
     def __init__(
         self,
@@ -273,8 +275,10 @@ class Meter:
         schema: GraphQLSchema | None = None,
         fragments: Mapping[str, FragmentDefinitionNode] | None = None,
         variables: Mapping[str, Any] | None = None,
+        pace: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.limits = limits
+        self.pace = pace
         self.cost = 0
         self.loaded = 0
         self.deadline = time.monotonic() + limits.time_budget
