@@ -16,6 +16,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from graphql import get_introspection_query
 
 from node_adapter import RemoteNode
 from p2panda import KeyPair
@@ -198,3 +199,35 @@ async def test_a_query_stops_when_its_client_hangs_up_and_sigterm_is_quick(start
     assert node.kill(signal.SIGTERM) == 0
     assert time.monotonic() - stopping < 3
     assert await client == (503, {"data": None, "errors": [{"message": "node stopping"}]})
+
+
+def listings(aliases: int) -> str:
+    """The schema listed `aliases` times, with every field's arguments and types."""
+    one = (
+        "__schema { types { name fields { name args { name type { name kind ofType { name kind } } } "
+        "type { name kind ofType { name kind ofType { name } } } } } }"
+    )
+    return "{ " + " ".join(f"a{i}: {one}" for i in range(aliases)) + " }"
+
+
+async def test_introspection_is_counted_over_the_schema(start_node: StartNode) -> None:
+    # Q4: 60 listings of the schema counted 900 by their text, yet answered 3.6 MB in 0.9 s.
+    node = start_node(NO_SHARES)
+    elapsed, answer = await post(node.url, listings(60))
+    message = refused(answer)
+    assert message.startswith(
+        "query costs more than 20000 (each introspection field counts once per type, field, argument or value "
+        "of the schema it lists; over the limit at "
+    ) and message.endswith("; graphql_limits.max_cost)"), message
+    assert elapsed < 1
+    # Positive controls: one listing, a full client introspection (as GraphiQL makes it) and RemoteNode's.
+    _, answer = await post(node.url, listings(1))
+    assert "errors" not in answer and len(answer["data"]["a0"]["types"]) > 50
+    _, answer = await post(node.url, get_introspection_query(descriptions=True, input_value_deprecation=True))
+    assert "errors" not in answer
+    names = {t["name"] for t in answer["data"]["__schema"]["types"]}
+    assert {"Query", "MutationRoot", "SubscriptionRoot", "DocumentMeta"} <= names
+    async with RemoteNode(node.url) as remote:
+        schema = await remote.define_schema(ALICE, "note", "a note", {"title": FieldType.parse("str")})
+        await remote.create(ALICE, schema, {"title": "still served"})
+        assert (await remote.query(schema)).total == 1

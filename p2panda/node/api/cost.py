@@ -4,12 +4,16 @@ memory or CPU (a 213 KB query fanning out over relation lists used to take 1.7 G
 Checked in this order, each refusal a `CostError` naming the value and the setting that bounds it:
 
 - Q1 the query text is at most `max_query_bytes` (UTF-8), checked before it is parsed.
-- Q2 the query is at most `max_depth` fields deep (fragments expanded).
+- Q2 the query is at most `max_depth` fields deep (fragments expanded), and spreads fragments inside
+  fragments at most `max_depth` deep (a chain of 1 700 of them overflowed the stack of the walk).
 - Q3 the query has at most `max_aliases` aliased fields.
 - Q4 its estimated cost is at most `max_cost`: every field selected costs 1 per time it can be answered, so
   the fields below a root collection (`all_S`) count `first` times (25 when not given). Q2-Q4 run on the
   parsed query before validation (validating a query with thousands of aliases is itself quadratic) and
-  stop counting as soon as a limit is passed. A relation list's length is known only once it is loaded:
+  stop counting as soon as a limit is passed. Introspection (`__schema`, `__type` on the query root) is
+  counted over the schema itself: each field selected costs 1 for every type, field, argument, enum value
+  or directive it is answered for (`introspection.py`), so a query listing the schema many times costs
+  what answering it takes (a 60-alias one counted 900 by its text, answered 3.6 MB in 0.9 s). A relation list's length is known only once it is loaded:
 - Q5 while the query runs, every page of a collection or relation list is charged, before its items are
   answered, its number of items times the cost of the fields selected under it; the charges of a request
   add up to at most `max_cost`. Nested relation lists thus multiply by their real lengths, not by `first`
@@ -26,7 +30,7 @@ Checked in this order, each refusal a `CostError` naming the value and the setti
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,10 +45,12 @@ from graphql import (
     IntValueNode,
     OperationDefinitionNode,
     SelectionSetNode,
+    StringValueNode,
     VariableNode,
     get_named_type,
 )
 
+from p2panda.node.api.introspection import ROOTS, answered
 from p2panda.node.errors import NodeError
 
 __all__ = ["AST_BYTES_PER_CHAR", "BATCH", "CostError", "GraphQLLimits", "Meter", "check_cost", "check_size"]
@@ -124,6 +130,7 @@ class _Walk:
                 fragment = self.fragments.get(name)
                 if fragment is None or name in path:
                     continue  # unknown or cyclic: validation reports it
+                self._nesting(name, path)
                 condition = self.schema.get_type(fragment.type_condition.name.value)
                 self.selections(fragment.selection_set, condition, depth, fan_out, (*path, name))
 
@@ -142,6 +149,11 @@ class _Walk:
                 f"query costs more than {self.limits.max_cost} (each field counts once per item of every "
                 f"collection above it; over the limit at {node.name.value!r}; graphql_limits.max_cost)"
             )
+        if node.name.value in ROOTS and parent is not None and parent is self.schema.query_type:
+            # Q4 for introspection: the depth on the query's text, the cost over the schema's real lists.
+            self.selections(node.selection_set, None, depth, 0, path)
+            self.introspected(node.selection_set, ROOTS[node.name.value], self._roots(node), fan_out, path)
+            return
         child: GraphQLNamedType | None = None
         if isinstance(parent, GraphQLObjectType):
             definition = parent.fields.get(node.name.value)
@@ -150,6 +162,59 @@ class _Walk:
                 if self.multiply and depth == 1 and "first" in definition.args:
                     fan_out *= self._first(node, definition.args["first"].default_value)
         self.selections(node.selection_set, child, depth, fan_out, path)
+
+    def introspected(
+        self, node: SelectionSetNode | None, kind: str, items: Sequence[Any], fan_out: int, path: tuple[str, ...]
+    ) -> None:
+        """Q4: each field selected costs `fan_out` for every item of the schema it is answered for."""
+        if node is None:
+            return
+        for item in items:
+            for selection in node.selections:
+                if not isinstance(selection, FieldNode):
+                    self.visits += 1  # a field costs at least 1 (`fan_out`): only fragments need counting here
+                    if self.visits > self.limits.max_cost:
+                        raise CostError(f"query costs more than {self.limits.max_cost} (graphql_limits.max_cost)")
+                if isinstance(selection, FieldNode):
+                    self.cost += fan_out
+                    if self.cost > self.limits.max_cost:
+                        raise CostError(
+                            f"query costs more than {self.limits.max_cost} (each introspection field counts once "
+                            f"per type, field, argument or value of the schema it lists; over the limit at "
+                            f"{selection.name.value!r}; graphql_limits.max_cost)"
+                        )
+                    below = answered(self.schema, kind, item, selection.name.value)
+                    if below is not None:
+                        self.introspected(selection.selection_set, below[0], below[1], fan_out, path)
+                elif isinstance(selection, InlineFragmentNode):
+                    self.introspected(selection.selection_set, kind, (item,), fan_out, path)
+                elif isinstance(selection, FragmentSpreadNode):
+                    name = selection.name.value
+                    fragment = self.fragments.get(name)
+                    if fragment is not None and name not in path:
+                        self._nesting(name, path)
+                        self.introspected(fragment.selection_set, kind, (item,), fan_out, (*path, name))
+
+    def _nesting(self, name: str, path: tuple[str, ...]) -> None:
+        """Q2 for fragments spread inside fragments: a chain of them is walked by recursion."""
+        if len(path) >= self.limits.max_depth:
+            raise CostError(
+                f"query nests fragments more than {self.limits.max_depth} deep (at {name!r}; graphql_limits.max_depth)"
+            )
+
+    def _roots(self, node: FieldNode) -> Sequence[Any]:
+        """What `__schema` or `__type(name:)` answers."""
+        if node.name.value == "__schema":
+            return (self.schema,)
+        for argument in node.arguments or ():
+            value = argument.value
+            name = self.variables.get(value.name.value) if isinstance(value, VariableNode) else None
+            if isinstance(value, StringValueNode):
+                name = value.value
+            if argument.name.value == "name" and isinstance(name, str):
+                found = self.schema.get_type(name)
+                return () if found is None else (found,)
+        return ()
 
     def _first(self, node: FieldNode, default: Any) -> int:
         for argument in node.arguments or ():
@@ -200,7 +265,9 @@ def check_cost(
 
 
 class Meter:
-    """Q5-Q7 while a query runs: cost charged and documents loaded so far, and the deadline."""
+    """Q5-Q7 while a query runs: cost charged and documents loaded so far, and the deadline. For a
+    subscription, `pace`: awaited once each event has arrived, before its answer is built (F6 in
+    `fairness.py`)."""
 
     def __init__(
         self,
@@ -208,8 +275,10 @@ class Meter:
         schema: GraphQLSchema | None = None,
         fragments: Mapping[str, FragmentDefinitionNode] | None = None,
         variables: Mapping[str, Any] | None = None,
+        pace: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.limits = limits
+        self.pace = pace
         self.cost = 0
         self.loaded = 0
         self.deadline = time.monotonic() + limits.time_budget

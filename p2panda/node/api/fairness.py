@@ -18,10 +18,17 @@ by sending many expensive requests at once (each within the per-request limits o
   running, no connection open and a full budget are forgotten (one comes back with a full budget, as it was).
 - F5 at most `max_connections` connections of one client are open at once; the next is answered `429` and
   closed (H1 in `limits.py`), so one client cannot take every connection the server allows.
+- F6 a WebSocket's time is its client's too: each step its handler takes (a message read, a subscription
+  started) and each step of each of its subscriptions (an event's answer built, then sent) is taken from
+  the client's budget of F3. While the client is in debt, its WebSockets wait before handling their next
+  message, and its subscriptions, once an event arrives, wait before building its answer: a client with
+  many subscriptions gets `time_rate` of the event loop like any other, and goes into debt by at most one
+  step. Events wait meanwhile in the subscription's bounded queue (a subscription that falls 1024 behind
+  ends with an error, `changes.py`). A WebSocket is not a request of F2 (H4 bounds them).
 
 A refused request gets `{"data": null, "errors": [{"message": ...}]}` naming the client and the setting.
-Time rather than the GraphQL cost of Q4/Q5: the event loop is what clients share, and the cost counts
-list items, so an introspection query with 60 aliases costs 900 by it yet holds the loop for over a second.
+Time rather than the GraphQL cost of Q4/Q5: the event loop is what clients share, and the cost is an
+estimate per request (it counts fields answered, not the time each takes), which a client can make many of.
 aiohttp has no server-side limits per client (its own `client_max_size` and our `CappedSite` are global);
 the packages that add them count requests per IP address, which neither tells local users apart nor
 weighs a request by its work.
@@ -187,6 +194,15 @@ class Fairness:
         state.connections += 1
         return client
 
+    def ticket(self, client: str) -> Ticket:
+        """F6: a ticket for a WebSocket of `client`, not counted as a request (no `release`)."""
+        return Ticket(self, client)
+
+    async def pace(self, client: str) -> None:
+        """F6: returns at once while `client` has budget left, else once its debt is paid back."""
+        while (budget := self.budget(client)) <= 0:
+            await asyncio.sleep(-budget / self.limits.time_rate + 0.01)
+
     def disconnect(self, client: str) -> None:
         self._client(client).connections -= 1
 
@@ -260,9 +276,11 @@ def socket_owner(
 def fairness_guard(fairness: Fairness) -> Middleware:
     @web.middleware
     async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.headers.get("Upgrade", "").lower() == "websocket":
-            return await handler(request)  # H4 bounds WebSockets; a WebSocket lives long, idle mostly
         client = fairness.client_of(request)
+        if request.headers.get("Upgrade", "").lower() == "websocket":
+            # F6: H4 bounds WebSockets, which live long and idle mostly; their time is charged all the same.
+            ticket = request[TICKET] = fairness.ticket(client)
+            return await ticket.timed(handler(request))
         try:
             ticket = fairness.admit(client)
         except Refused as refused:

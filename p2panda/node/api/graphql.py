@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from inspect import isawaitable
 from typing import Any, TypeVar
 
@@ -56,7 +56,7 @@ from p2panda.identity import PublicKey
 from p2panda.ids import DocumentId, DocumentViewId
 from p2panda.node.api.cost import AST_BYTES_PER_CHAR, BATCH, CostError, GraphQLLimits, Meter, check_cost, check_size
 from p2panda.node.api.scalars import SCALARS
-from p2panda.node.changes import Subscription
+from p2panda.node.changes import DocumentChanged, Subscription
 from p2panda.node.node import Node
 from p2panda.node.publish import NextArgs
 from p2panda.node.query import Page, QueryError, page_of
@@ -256,10 +256,15 @@ class GraphQLApi:
             self._cached_bytes -= len(evicted) * AST_BYTES_PER_CHAR
 
     async def subscribe(
-        self, query: str, variables: Mapping[str, Any] | None = None, operation_name: str | None = None
+        self,
+        query: str,
+        variables: Mapping[str, Any] | None = None,
+        operation_name: str | None = None,
+        pace: Callable[[], Awaitable[None]] | None = None,
     ) -> AsyncIterator[ExecutionResult] | dict[str, Any]:
         """A stream of results for a subscription (registered when this returns), or one result with
-        the errors that prevent it. Close the stream with `aclose()`."""
+        the errors that prevent it. Close the stream with `aclose()`. `pace` is awaited once each event has
+        arrived, before its result is built (F6 in `fairness.py`)."""
         schema = self.schema()
         variables = dict(variables or {})
         document = self._document(schema, query, variables, operation_name)
@@ -268,7 +273,7 @@ class GraphQLApi:
         started = subscribe(
             schema,
             document,
-            context_value=Meter(self.limits),
+            context_value=Meter(self.limits, pace=pace),
             variable_values=variables,
             operation_name=operation_name,
         )
@@ -480,10 +485,14 @@ class GraphQLApi:
         heights = await self.node.log_heights(_parse("publicKey", "PublicKey", publicKey, PublicKey.from_hex))
         return sorted(heights.items())
 
-    async def _subscribe_changes(self, _root: Any, _info: Info, schemaIds: list[str] | None = None) -> Subscription:
+    async def _subscribe_changes(
+        self, _root: Any, info: Info, schemaIds: list[str] | None = None
+    ) -> Subscription | _Paced:
         # Registered now, not on first iteration: a client that saw its subscription accepted sees
         # every change after that.
-        return self.node.subscribe(frozenset(schemaIds) if schemaIds else None)
+        subscription = self.node.subscribe(frozenset(schemaIds) if schemaIds else None)
+        pace = _meter(info).pace
+        return subscription if pace is None else _Paced(subscription, pace)
 
     async def _publish(self, _root: Any, _info: Info, entry: str, operation: str) -> Any:
         try:
@@ -573,6 +582,26 @@ class GraphQLApi:
             meter.charge(len(batch))
             found.update(zip(batch, await load(batch), strict=True))
         return found
+
+
+class _Paced:
+    """F6: a subscription's changes, each returned once `pace` returns (graphql-core builds the answer to a
+    change in the step that receives it)."""
+
+    def __init__(self, changes: Subscription, pace: Callable[[], Awaitable[None]]) -> None:
+        self._changes = changes
+        self._pace = pace
+
+    def __aiter__(self) -> _Paced:
+        return self
+
+    async def __anext__(self) -> DocumentChanged:
+        change = await self._changes.__anext__()
+        await self._pace()
+        return change
+
+    async def aclose(self) -> None:
+        await self._changes.aclose()
 
 
 def _charged(info: Info, page: Page) -> Page:

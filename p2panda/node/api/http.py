@@ -130,10 +130,11 @@ class HttpServer:
                 {"errors": [{"message": f"too many WebSockets open ({self.limits.max_websockets}), retry later"}]},
                 status=503,
             )
+        ticket = request[TICKET]  # F6: the handler's steps are timed by the guard, its subscriptions' here
         socket = web.WebSocketResponse(protocols=(WS_PROTOCOL,), heartbeat=30)
         await socket.prepare(request)
         self._sockets.add(socket)
-        running: dict[str, asyncio.Task[None]] = {}
+        running: dict[str, asyncio.Future[None]] = {}
         acknowledged = False
         try:
             while True:
@@ -147,6 +148,7 @@ class HttpServer:
                     break
                 if frame.type is not WSMsgType.TEXT:
                     continue
+                await self.fairness.pace(ticket.client)  # F6
                 try:
                     message = json.loads(frame.data)
                     kind = message["type"]
@@ -178,9 +180,10 @@ class HttpServer:
                         error = [{"message": f"too many subscriptions on this connection (limit {limit})"}]
                         await self._send(socket, {"id": ident, "type": "error", "payload": error})
                         continue
-                    results = await self._start(socket, ident, payload)
+                    results = await self._start(socket, ident, payload, ticket.client)
                     if results is not None:
-                        running[ident] = asyncio.create_task(self._stream(request, socket, ident, results, running))
+                        stream = self._stream(request, socket, ident, results, running)
+                        running[ident] = asyncio.ensure_future(ticket.timed(stream))
                 elif kind == "complete":
                     task = running.pop(str(message.get("id")), None)
                     if task is not None:
@@ -214,7 +217,7 @@ class HttpServer:
             request.transport.abort()
 
     async def _start(
-        self, socket: web.WebSocketResponse, ident: str, payload: dict[str, Any]
+        self, socket: web.WebSocketResponse, ident: str, payload: dict[str, Any], client: str
     ) -> AsyncIterator[ExecutionResult] | None:
         """Start a subscription before reading the next message, so a client's `ping` after
         `subscribe` is answered only once the subscription is live."""
@@ -223,7 +226,10 @@ class HttpServer:
             await self._send(socket, {"id": ident, "type": "error", "payload": [{"message": problem}]})
             return None
         results = await self.api.subscribe(
-            payload["query"], payload.get("variables") or {}, payload.get("operationName")
+            payload["query"],
+            payload.get("variables") or {},
+            payload.get("operationName"),
+            pace=lambda: self.fairness.pace(client),
         )
         if isinstance(results, dict):
             await self._send(socket, {"id": ident, "type": "error", "payload": results.get("errors", [])})
@@ -236,7 +242,7 @@ class HttpServer:
         socket: web.WebSocketResponse,
         ident: str,
         results: AsyncIterator[ExecutionResult],
-        running: dict[str, asyncio.Task[None]],
+        running: dict[str, asyncio.Future[None]],
     ) -> None:
         try:
             try:
