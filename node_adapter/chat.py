@@ -43,7 +43,7 @@ import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -185,8 +185,9 @@ def check_name(name: str) -> str:
 class Chat:
     """`async with Chat(client) as chat:` (the client started); its state file sits beside the client's."""
 
-    def __init__(self, client: Client, path: Path | None = None) -> None:
+    def __init__(self, client: Client, path: Path | None = None, *, clock: Callable[[], float] = time.time) -> None:
         self.client = client
+        self._clock = clock  # the time of the last sync; tests give a fixed one (snapshots show it)
         self.path = path or client.state_path.with_name(f"chat-{client.me[:16]}.sqlite3")
         self._store: ChatStore | None = None
         self._task: asyncio.Task[None] | None = None
@@ -286,7 +287,7 @@ class Chat:
                     await group.remove(doc.owner)
 
     async def _on_event(self, event: ClientEvent) -> None:
-        self.last_sync = time.time()
+        self.last_sync = self._clock()
         mention = False
         if event.kind == "message" and event.document_id is not None:
             if self._catch_up():
