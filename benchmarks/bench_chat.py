@@ -33,6 +33,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from textual.content import Content  # noqa: E402
+
 from keygroups import Level  # noqa: E402
 from node_adapter import Client, EmbeddedNode  # noqa: E402
 from node_adapter.chat import Chat  # noqa: E402
@@ -59,8 +61,10 @@ def on_rendered(app: ChatApp, seen: Callable[[str, float], None]) -> None:
     show = view.show
     known: set[str] = set()
 
-    def wrapped(entries: list[Entry], notices: list[object]) -> None:
-        show(entries, notices)  # type: ignore[arg-type]
+    # Same signature as `show` (it once took two arguments only: the app's call with `older=` raised in Bob's
+    # refresher, his app stopped, and Alice waited for a line that never came).
+    def wrapped(entries: list[Entry], notices: list[Content], older: int = 0) -> None:
+        show(entries, notices, older=older)
         for entry in entries[-view.window :]:
             match = TEXT.search(entry.content.plain)
             if match and match.group(1) not in known:
@@ -83,8 +87,9 @@ async def bob(data_dir: Path, key_hex: str, peer: str) -> None:
         async with app.run_test(size=SIZE) as pilot:
             on_rendered(app, lambda text, at: print(f"rendered {text} {at:.6f}", flush=True))
             print("ready", flush=True)
-            while True:
+            while app.is_running:  # an app that stopped on an error ends this process (Alice then says so)
                 await pilot.pause(1.0)
+    raise SystemExit(f"bob's app stopped: {app.return_code}")
 
 
 async def latency(messages: int) -> list[float]:
@@ -118,6 +123,8 @@ async def latency(messages: int) -> list[float]:
                     sent = time.time()
                     await pilot.press("enter")
                     line = await loop.run_in_executor(None, process.stdout.readline)
+                    if not line:
+                        raise SystemExit(f"bob's process ended (exit code {process.wait()}) before showing {text}")
                     _, got, at = line.split()
                     assert got == text, line
                     if i >= 0:

@@ -28,6 +28,9 @@ Checks (named in the tests):
   commits membership changes (the lowest key among the other managers that are MLS members) removes the
   author of a new `chat_leave`, and only its author, from the key group and the MLS group. A member that
   is the chat's only manager cannot leave (`CannotLeave`): nobody could commit it.
+- CH7 a chat we left is read-only here from the moment we leave, not from when the removal commit
+  arrives: `check_writable` refuses it (`LeftChat`), our profile is no longer written into it, and only a
+  welcome after the removal (added again) ends that.
 
 The index follows the client's decrypted operations with a durable cursor (`ClientStore.inner_after`:
 a counter that only grows): on every message event, and once at start, the documents of the operations
@@ -43,7 +46,7 @@ import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -80,6 +83,7 @@ __all__ = [
     "FileIncomplete",
     "FileRefused",
     "CannotLeave",
+    "LeftChat",
     "InvalidName",
     "MAX_FILE_SIZE",
     "MemberInfo",
@@ -114,6 +118,10 @@ class FileIncomplete(ChatError):
 
 class CannotLeave(ChatError):
     """Leaving would leave the chat without a manager that can commit (CH6)."""
+
+
+class LeftChat(ChatError):
+    """A write to a chat this member left (CH7)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,8 +193,9 @@ def check_name(name: str) -> str:
 class Chat:
     """`async with Chat(client) as chat:` (the client started); its state file sits beside the client's."""
 
-    def __init__(self, client: Client, path: Path | None = None) -> None:
+    def __init__(self, client: Client, path: Path | None = None, *, clock: Callable[[], float] = time.time) -> None:
         self.client = client
+        self._clock = clock  # the time of the last sync; tests give a fixed one (snapshots show it)
         self.path = path or client.state_path.with_name(f"chat-{client.me[:16]}.sqlite3")
         self._store: ChatStore | None = None
         self._task: asyncio.Task[None] | None = None
@@ -286,7 +295,7 @@ class Chat:
                     await group.remove(doc.owner)
 
     async def _on_event(self, event: ClientEvent) -> None:
-        self.last_sync = time.time()
+        self.last_sync = self._clock()
         mention = False
         if event.kind == "message" and event.document_id is not None:
             if self._catch_up():
@@ -294,9 +303,13 @@ class Chat:
             indexed = self.store.message(event.document_id)  # a new message (its id is its envelope's)
             mention = indexed is not None and indexed.mention
         elif event.kind == "joined":
+            if self.setting(f"left:{event.group_id}", "") == "removed":  # CH7: a welcome after the removal
+                self.set_left(event.group_id, False)  # is a new membership (a rejoin after a fork is not)
             self._catch_up()
             async with self.lock:
                 await self._announce(Group(self.client, event.group_id))
+        elif event.kind == "removed" and self.has_left(event.group_id):
+            self.set_setting(f"left:{event.group_id}", "removed")  # CH7: still left, now also removed
         elif event.kind == "commit":
             async with self.lock:
                 await self._announce(Group(self.client, event.group_id))
@@ -466,11 +479,12 @@ class Chat:
         name = check_name(name)
         self.store.set_setting("name", name)
         for group in await self.client.groups():
-            await self._write_profile(group, name)
+            if not self.has_left(group.id):  # CH7
+                await self._write_profile(group, name)
 
     async def _announce(self, group: Group) -> None:
         """Write our profile again when members joined: in a ratchet chat they cannot read the earlier one."""
-        if not group.is_member:
+        if not group.is_member or self.has_left(group.id):
             return
         members = {k.hex() for k in await group.members()}
         known = self._members.get(group.id)
@@ -579,6 +593,22 @@ class Chat:
                 f"you are the only manager of {group.name!r}: give another member manage level first (/add KEY manage)"
             )
         await group.create(CHAT_LEAVE_SCHEMA, {"lamport": self.client.next_lamport()})
+        self.set_left(group.id, True)
+
+    def has_left(self, group_id: str) -> bool:
+        """CH7: we left this chat on this machine (asked to be removed, or hid a chat we were removed from)."""
+        return self.setting(f"left:{group_id}", "") in ("1", "removed")
+
+    def set_left(self, group_id: str, left: bool) -> None:
+        self.set_setting(f"left:{group_id}", "1" if left else "")
+
+    def check_writable(self, group: Group) -> None:
+        """CH7: raises `LeftChat` for a chat we left, whether or not the removal commit arrived yet."""
+        if self.has_left(group.id):
+            raise LeftChat(
+                f"you left chat {group.name!r}: it is read-only here and nothing is sent to it "
+                "(a manager removes you; only being added again reopens it)"
+            )
 
     async def retry(self, group: Group, message: Message) -> str:
         """Send a failed message again (a new message with the same text); the failed copy is hidden."""

@@ -60,6 +60,8 @@ class ChatApp(App[None]):
     CSS_PATH = "app.tcss"
     TITLE = "panda chat"
     COMMANDS: ClassVar = App.COMMANDS | {SlashCommands}
+    # Classes of the screen, used in app.tcss (no ClassVar: Textual declares it an instance variable).
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]  # noqa: RUF012
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+k", "switch_chat", "Switch chat", priority=True),  # over the composer's ctrl+k
         Binding("f1", "help", "Help"),
@@ -97,6 +99,8 @@ class ChatApp(App[None]):
         self._run_actions()
         self.query_one(Composer).focus()
         groups = [g for g in await self.chat.client.groups() if not self._left(g.id)]
+        last = self.chat.setting("open", "")  # the chat open when the app last stopped, else the first
+        groups.sort(key=lambda g: g.id != last)
         if groups:
             await self._open(groups[0].id)
         else:
@@ -175,16 +179,18 @@ class ChatApp(App[None]):
         self.mark_dirty()
 
     def _left(self, group_id: str) -> bool:
-        return self.chat.setting(f"left:{group_id}", "") == "1"
+        return self.chat.has_left(group_id)
 
     async def _refresh(self) -> None:
-        groups = [g for g in await self.chat.client.all_groups() if not self._left(g.id)]
+        # A chat we left is listed only while it is open (read-only, by /open).
+        groups = [g for g in await self.chat.client.all_groups() if g.id == self.current or not self._left(g.id)]
         if self.current is not None:
             self.chat.mark_read(self.current)
         rows = []
         for g in groups:
             unread, mentions = self.chat.unread(g.id)
-            rows.append(ChatRow(g.id, g.name, unread, mentions, self.chat.is_muted(g.id), g.is_member))
+            muted = self.chat.is_muted(g.id)
+            rows.append(ChatRow(g.id, g.name, unread, mentions, muted, g.is_member, self._left(g.id)))
         self.query_one(ChatList).show(rows, self.current)
         timeline = self.query_one(TimelineView)
         members = self.query_one(MemberList)
@@ -202,11 +208,12 @@ class ChatApp(App[None]):
         members.show(infos, self.chat.client.me)
         mode = "history shared with joiners" if group.history else "ratchet: no history for joiners"
         unverified = sum(1 for m in infos if not m.verified and not m.pending)
-        title = Content.assemble(
+        title = Content.assemble(  # the mode last: a narrow header cuts it first (ChatHeader)
             Content.styled(group.name, "bold"),
-            f" · {mode} · epoch {group.epoch if group.is_member else '-'} · "
-            f"{sum(1 for m in infos if not m.pending)} can read",
+            f" · epoch {group.epoch if group.is_member else '-'} · {sum(1 for m in infos if not m.pending)} can read",
             Content.styled(f" · {unverified} unverified", "$warning") if unverified else "",
+            Content.styled(" · you left: read-only", "$warning") if self._left(group.id) else "",
+            f" · {mode}",
         )
         self.query_one(ChatHeader).show(title, network)
 
@@ -215,6 +222,7 @@ class ChatApp(App[None]):
         if self.current is not None:
             self.chat.set_draft(self.current, composer.text)
         self.current = group_id
+        self.chat.set_setting("open", group_id)
         composer.cancel()
         self._loading_draft = True
         composer.load_text(self.chat.draft(group_id))
@@ -249,6 +257,8 @@ class ChatApp(App[None]):
         composer = self.query_one(Composer)
         try:
             parsed = parse_line(text)
+            if not isinstance(parsed, Command) and self.current is not None:
+                self.chat.check_writable(Group(self.chat.client, self.current))  # CH7; the text stays
         except P2PandaError as exc:
             self.notice(f"error: {exc}", error=True)
             return
@@ -298,6 +308,11 @@ class ChatApp(App[None]):
             return
         if kind != "m":
             return
+        try:
+            self.chat.check_writable(group)  # CH7: no reply, edit, delete or retry in a chat we left
+        except P2PandaError as exc:
+            self.notice(f"error: {exc}", error=True)
+            return
         message = await self._message(group, item)
         if message is None:
             return
@@ -332,6 +347,11 @@ class ChatApp(App[None]):
             raise P2PandaError("open or create a chat first: /new NAME")
         return Group(self.chat.client, self.current)
 
+    def _writable_group(self) -> Group:
+        group = self._group()
+        self.chat.check_writable(group)  # CH7
+        return group
+
     async def _command(self, command: Command) -> None:
         args = command.args
         name = command.name
@@ -340,7 +360,7 @@ class ChatApp(App[None]):
             await self._open(group.id)
             self.notice(f"created {args[0]}: /add PUBLIC_KEY gives someone access", group_id=group.id)
         elif name == "add":
-            group = self._group()
+            group = self._writable_group()
             key = parse_public_key(args[0])
             level = LEVELS[args[1].lower()] if len(args) > 1 else Level.WRITE
             await group.add(key, level)
@@ -348,7 +368,7 @@ class ChatApp(App[None]):
             later = " (they join once their node's key package reaches yours)" if pending else ""
             self.notice(f"added {self.chat.name_of(key)} ({level.name.lower()}){later}")
         elif name == "remove":
-            group = self._group()
+            group = self._writable_group()
             key = parse_public_key(args[0])
             await group.remove(key)
             self.notice(f"removed {self.chat.name_of(key)}: they cannot read anything sent from now on")
@@ -356,13 +376,15 @@ class ChatApp(App[None]):
             group_or_none = await self.chat.group_named(args[0])
             if group_or_none is None:
                 raise P2PandaError(f"no chat named {args[0]!r}")
-            self.chat.set_setting(f"left:{group_or_none.id}", "")
             await self._open(group_or_none.id)
+            if self._left(group_or_none.id):
+                self.notice(f"you left {group_or_none.name}: shown read-only, nothing is sent to it")
         elif name == "leave":
-            group = self._group()
+            group = self._writable_group()
             if group.is_member:
-                await self.chat.leave(group)  # CH6: a manager commits the removal
-            self.chat.set_setting(f"left:{group.id}", "1")
+                await self.chat.leave(group)  # CH6: a manager commits the removal; CH7 from now on
+            else:
+                self.chat.set_left(group.id, True)  # hides a chat we were removed from
             self.current = None
             self.notice(f"you left {group.name}: a manager removes you, then you read nothing sent there")
         elif name == "name":
@@ -422,7 +444,7 @@ class ChatApp(App[None]):
         path = Path(text).expanduser()
         if not path.is_file():
             raise P2PandaError(f"{path} is not a file")
-        group = self._group()
+        group = self._writable_group()
         question = f"Send {path.name} ({path.stat().st_size} bytes) to {group.name}, encrypted for its members?"
 
         def answered(yes: bool | None) -> None:

@@ -36,6 +36,11 @@ class ChatHeader(Static):
     """
 
     def show(self, title: Content, network: Content) -> None:
+        """The title on the left, the network on the right; when both do not fit, the title is cut (with
+        an ellipsis), never the network."""
         width = self.size.width - 2 if self.size.width > 2 else 78
+        room = width - network.cell_length - 1
+        if title.cell_length > room:
+            title = title.truncate(max(room, 1), ellipsis=True)
         gap = max(1, width - title.cell_length - network.cell_length)
         self.update(Content.assemble(title, " " * gap, network))

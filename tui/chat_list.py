@@ -21,10 +21,11 @@ class ChatRow:
     mentions: int
     muted: bool
     member: bool  # False once we were removed
+    left: bool = False  # we left it: listed only while open, read-only
 
 
 def render_row(row: ChatRow) -> Content:
-    name = row.name if row.member else f"{row.name} (removed)"
+    name = f"{row.name} (left)" if row.left else row.name if row.member else f"{row.name} (removed)"
     if row.mentions:
         badge = Content.styled(f" @{row.mentions}", "bold $error")
     elif row.unread and not row.muted:
@@ -33,7 +34,7 @@ def render_row(row: ChatRow) -> Content:
         badge = Content.styled(f" {row.unread}", "dim")
     else:
         badge = Content("")
-    style = "dim" if row.muted or not row.member else ("bold" if row.unread else "")
+    style = "dim" if row.muted or not row.member or row.left else ("bold" if row.unread else "")
     return Content.assemble(Content.styled(name, style), badge)
 
 

@@ -3,6 +3,8 @@ real `Client` and a real `Chat` in tmp_path; the app runs under Textual's Pilot.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from contextlib import AsyncExitStack
 from pathlib import Path
 
@@ -20,10 +22,20 @@ __all__ = ["Person", "eventually", "timeline_text", "type_line"]
 
 
 class Person:
-    def __init__(self, root: Path, name: str, peers: tuple[str, ...] = (), passphrase: bytes | None = None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        name: str,
+        peers: tuple[str, ...] = (),
+        *,
+        key_pair: KeyPair | None = None,
+        clock: Callable[[], float] = time.time,
+        passphrase: bytes | None = None,
+    ) -> None:
         self.name = name
         self.passphrase = passphrase
-        self.key_pair = KeyPair.generate()
+        self.key_pair = key_pair or KeyPair.generate()
+        self.clock = clock
         self.data_dir = root / name
         self.peers = peers
         self.port = 0
@@ -49,7 +61,7 @@ class Person:
         assert self.node.replication is not None
         self.port = self.node.replication.port
         client = await self._stack.enter_async_context(Client(self.node, self.key_pair, passphrase=self.passphrase))
-        self.chat = await self._stack.enter_async_context(Chat(client))
+        self.chat = await self._stack.enter_async_context(Chat(client, clock=self.clock))
         return self
 
     async def stop(self) -> None:

@@ -13,7 +13,7 @@ from node_adapter import Group
 from p2panda.ids import DocumentId
 from p2panda.operation.value import OperationValue, Relation
 from secret_group.errors import NotMember
-from secret_group.schemas import ENVELOPE_SCHEMA
+from secret_group.schemas import CHAT_PROFILE_SCHEMA, ENVELOPE_SCHEMA
 from tests.node_adapter.clients import key_packages_visible
 from tests.tui.people import Person, eventually, timeline_text, type_line
 from tui.app import ChatApp
@@ -421,4 +421,73 @@ async def test_an_envelope_that_cannot_be_decrypted_shows_a_placeholder_with_the
             )
     finally:
         await bob.stop()
+        await alice.stop()
+
+
+async def test_ch7_a_chat_you_left_stays_read_only_before_the_removal_arrives(tmp_path: Path) -> None:
+    """Bob leaves while Alice (the manager that would commit his removal) is away, so he is still an MLS
+    member. /open shows the chat again, read-only: his messages, verbs, /add and his profile stay out of it,
+    and what he typed stays in the composer."""
+    alice, bob = await _pair(tmp_path)
+    alice_running = True
+    try:
+        group = await alice.c().client.create_group("team")
+        assert alice.node is not None
+        await key_packages_visible(alice.node, bob.key)
+        async with alice.c().lock:
+            await group.add(bob.key)
+        bobs = await bob_group(bob, group.id)
+        await alice.stop()  # the removal cannot arrive
+        alice_running = False
+        app = bob.app()
+        async with app.run_test(size=(120, 40)) as pilot:
+            await _settle(pilot, lambda: app.current == group.id, "bob's app opens team")
+            await type_line(pilot, "before leaving")
+            await _settle(pilot, lambda: "bob: before leaving · sent" in timeline_text(app), "a message (control)")
+            await type_line(pilot, "/leave")
+            await _settle(pilot, lambda: app.current is None, "team is closed")
+            await _settle(pilot, lambda: app.query_one(ChatList).option_count == 0, "and hidden")
+            await type_line(pilot, "/open team")
+            await _settle(pilot, lambda: "you left team: shown read-only" in timeline_text(app), "read-only notice")
+            assert "team (left)" in chat_list_text(app)
+            assert "you left: read-only" in str(app.query_one(ChatHeader).render())
+            assert "bob: before leaving" in timeline_text(app)  # what was said can still be read
+
+            await type_line(pilot, "after leaving")
+            await _settle(pilot, lambda: "error: you left chat 'team': it is read-only" in timeline_text(app), "CH7")
+            assert app.query_one(Composer).text == "after leaving"  # refused, not lost
+            app.query_one(Composer).clear()
+            await pilot.press("escape", "e")  # the newest own message selected: edit is refused too
+            await _settle(pilot, lambda: timeline_text(app).count("error: you left chat") == 2, "the verb refused")
+            assert app.query_one(Composer).verb is None
+            await type_line(pilot, f"/add {alice.key.hex()}")
+            await _settle(pilot, lambda: timeline_text(app).count("error: you left chat") == 3, "/add refused")
+            await type_line(pilot, "/name robert")
+            await _settle(pilot, lambda: "your display name is now robert" in timeline_text(app), "renamed")
+        assert bobs.is_member  # the removal never arrived: only CH7 kept these out
+        assert [m.text for m in await bobs.messages()] == ["before leaving"]
+        profiles = [d for d in await bobs.documents(CHAT_PROFILE_SCHEMA) if d.owner == bob.key]
+        assert [(d.fields or {}).get("name") for d in profiles] == ["bob"]
+    finally:
+        await bob.stop()
+        if alice_running:
+            await alice.stop()
+
+
+async def test_the_app_opens_the_chat_that_was_open_when_it_stopped(tmp_path: Path) -> None:
+    alice = await Person(tmp_path, "alice").start()
+    try:
+        first = await alice.c().client.create_group("one")
+        second = await alice.c().client.create_group("two")
+        app = alice.app()
+        async with app.run_test(size=(80, 24)) as pilot:
+            await _settle(pilot, lambda: app.current is not None, "a chat opens")
+            other = second.id if app.current == first.id else first.id
+            await type_line(pilot, f"/open {'two' if other == second.id else 'one'}")
+            await _settle(pilot, lambda: app.current == other, "the other chat")
+        app = alice.app()
+        async with app.run_test(size=(80, 24)) as pilot:
+            await _settle(pilot, lambda: app.current is not None, "a chat opens")
+            assert app.current == other
+    finally:
         await alice.stop()

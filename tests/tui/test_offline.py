@@ -38,9 +38,9 @@ def test_messages_written_while_the_peer_is_stopped_arrive_in_order_when_it_retu
     try:
         bob.wait_for("online (1 peer)")
         alice.type("/new team")
-        alice.wait_for("team · ratchet")
+        alice.wait_for("team · epoch")
         alice.type(f"/add {bob_key}")
-        bob.wait_for("team · ratchet")
+        bob.wait_for("team · epoch")
         alice.type("before the break")
         bob.wait_for("alice: before the break")
 

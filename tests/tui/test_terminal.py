@@ -42,10 +42,10 @@ def test_two_terminals_chat_edit_delete_and_removal(tmp_path: Path) -> None:
         bob.wait_for("online (1 peer)")
 
         alice.type("/new team")
-        alice.wait_for("team · ratchet")
+        alice.wait_for("team · epoch")
         alice.type(f"/add {bob_key}")
         alice.wait_for("added ")
-        bob.wait_for("team · ratchet")  # the welcome reached Bob and his app opened the chat
+        bob.wait_for("team · epoch")  # the welcome reached Bob and his app opened the chat
         alice.wait_for("bob", timeout=30)  # Bob's profile: his name in Alice's member list
 
         alice.type("hello bob")
