@@ -98,6 +98,7 @@ class _HttpLimits(BaseModel):
     body_timeout: Annotated[Seconds, Field(strict=False)] = _LIMITS.body_timeout
     idle_timeout: Annotated[Seconds, Field(strict=False)] = _LIMITS.idle_timeout
     send_timeout: Annotated[Seconds, Field(strict=False)] = _LIMITS.send_timeout
+    max_queued_bytes: Positive = _LIMITS.max_queued_bytes
 
 
 class _GraphQLLimits(BaseModel):

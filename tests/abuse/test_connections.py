@@ -171,6 +171,14 @@ def _frame(message: dict[str, Any]) -> bytes:
 
 
 async def _non_reading_subscriber(port: int, subscriptions: int = 3) -> asyncio.StreamWriter:
+    return (await non_reading_subscriber_streams(port, subscriptions))[1]
+
+
+async def non_reading_subscriber_streams(
+    port: int, subscriptions: int = 3
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A WebSocket with `subscriptions` live subscriptions whose client reads nothing after the upgrade (its
+    receive buffer is tiny; the stream reader takes at most its 64 KiB limit)."""
     sock = tiny_receive_buffer_socket()
     loop = asyncio.get_running_loop()
     await loop.sock_connect(sock, ("127.0.0.1", port))
@@ -186,7 +194,7 @@ async def _non_reading_subscriber(port: int, subscriptions: int = 3) -> asyncio.
     for ident in range(subscriptions):
         writer.write(_frame({"id": str(ident), "type": "subscribe", "payload": {"query": SUBSCRIBE}}))
     await writer.drain()
-    return writer  # never read from again
+    return reader, writer  # never read from again
 
 
 async def test_a_subscriber_that_does_not_read_is_dropped(start_node: StartNode, vectors: dict[str, Any]) -> None:

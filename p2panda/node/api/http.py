@@ -40,7 +40,7 @@ _SHUTDOWN_TIMEOUT = 2.0  # for requests other than GraphQL ones, which a stop ca
 
 
 class _SlowReader(Exception):
-    """H5: a WebSocket client did not take a message within the send timeout."""
+    """H5, H7: a WebSocket client did not take its messages in time, or the node holds too many bytes for it."""
 
 
 class HttpServer:
@@ -160,9 +160,9 @@ class HttpServer:
                         await socket.close(code=4429, message=b"too many initialisation requests")
                         break
                     acknowledged = True
-                    await self._send(socket, {"type": "connection_ack"})
+                    await self._send(request, socket, {"type": "connection_ack"})
                 elif kind == "ping":
-                    await self._send(socket, {"type": "pong"})
+                    await self._send(request, socket, {"type": "pong"})
                 elif kind == "subscribe":
                     if not acknowledged:
                         await socket.close(code=4401, message=b"unauthorized")
@@ -178,9 +178,9 @@ class HttpServer:
                     if len(running) >= self.limits.max_subscriptions:  # H4
                         limit = self.limits.max_subscriptions
                         error = [{"message": f"too many subscriptions on this connection (limit {limit})"}]
-                        await self._send(socket, {"id": ident, "type": "error", "payload": error})
+                        await self._send(request, socket, {"id": ident, "type": "error", "payload": error})
                         continue
-                    results = await self._start(socket, ident, payload, ticket.client)
+                    results = await self._start(request, socket, ident, payload, ticket.client)
                     if results is not None:
                         stream = self._stream(request, socket, ident, results, running)
                         running[ident] = asyncio.ensure_future(ticket.timed(stream))
@@ -188,42 +188,49 @@ class HttpServer:
                     task = running.pop(str(message.get("id")), None)
                     if task is not None:
                         task.cancel()
-        except _SlowReader:
-            self._drop(request, socket)
+        except _SlowReader as why:
+            self._drop(request, socket, why)
         finally:
             for task in running.values():
                 task.cancel()
             self._sockets.discard(socket)
         return socket
 
-    async def _send(self, socket: web.WebSocketResponse, message: dict[str, Any]) -> None:
-        """H5: aiohttp waits for the transport to drain once its buffer is full; a client that does not read
-        keeps it full."""
+    async def _send(self, request: web.Request, socket: web.WebSocketResponse, message: dict[str, Any]) -> None:
+        """H5, H7: aiohttp itself waits for the transport to drain only every 256 KiB written, and each of a
+        socket's subscriptions writes on its own: a client that does not read would hold up to that much per
+        subscription. So every send waits for the drain first, and what is still queued is capped in bytes."""
+        data = json.dumps(message)  # ASCII (json's default): its length is its size in bytes
         try:
             async with asyncio.timeout(self.limits.send_timeout):
-                await socket.send_json(message)
+                await request.writer.drain()
+                transport = request.transport
+                if transport is None:
+                    raise ConnectionResetError("the WebSocket client is gone")
+                queued = transport.get_write_buffer_size()
+                if queued + len(data) > self.limits.max_queued_bytes:
+                    limit = self.limits.max_queued_bytes
+                    raise _SlowReader(f"{queued} bytes queued and {len(data)} more to send, over the limit of {limit}")
+                await socket.send_str(data)
         except TimeoutError:
-            raise _SlowReader from None
+            raise _SlowReader(f"did not read for {self.limits.send_timeout:g} s") from None
 
-    def _drop(self, request: web.Request, socket: web.WebSocketResponse) -> None:
-        log.warning(
-            "dropped a WebSocket client that did not read for %.0f s (%s)",
-            self.limits.send_timeout,
-            request.remote,
-        )
+    def _drop(self, request: web.Request, socket: web.WebSocketResponse, why: _SlowReader) -> None:
+        log.warning("dropped a WebSocket client that does not keep up (%s): %s", request.remote, why)
         self._sockets.discard(socket)
         if request.transport is not None:
-            # abort, not close: close would wait for the unread buffer to drain, which never happens.
+            # abort, not close: close would wait for the unread buffer to drain, which never happens; a close
+            # frame would sit behind the bytes the client does not read.
             request.transport.abort()
 
     async def _start(
-        self, socket: web.WebSocketResponse, ident: str, payload: dict[str, Any], client: str
+        self, request: web.Request, socket: web.WebSocketResponse, ident: str, payload: dict[str, Any], client: str
     ) -> AsyncIterator[ExecutionResult] | None:
         """Start a subscription before reading the next message, so a client's `ping` after
         `subscribe` is answered only once the subscription is live."""
         problem = _request_problem(payload)
         if problem is not None:
-            await self._send(socket, {"id": ident, "type": "error", "payload": [{"message": problem}]})
+            await self._send(request, socket, {"id": ident, "type": "error", "payload": [{"message": problem}]})
             return None
         results = await self.api.subscribe(
             payload["query"],
@@ -232,7 +239,7 @@ class HttpServer:
             pace=lambda: self.fairness.pace(client),
         )
         if isinstance(results, dict):
-            await self._send(socket, {"id": ident, "type": "error", "payload": results.get("errors", [])})
+            await self._send(request, socket, {"id": ident, "type": "error", "payload": results.get("errors", [])})
             return None
         return results
 
@@ -247,12 +254,12 @@ class HttpServer:
         try:
             try:
                 async for result in results:
-                    await self._send(socket, {"id": ident, "type": "next", "payload": formatted(result)})
-                await self._send(socket, {"id": ident, "type": "complete"})
+                    await self._send(request, socket, {"id": ident, "type": "next", "payload": formatted(result)})
+                await self._send(request, socket, {"id": ident, "type": "complete"})
             except SubscriptionLagged as exc:
-                await self._send(socket, {"id": ident, "type": "error", "payload": [{"message": str(exc)}]})
-        except _SlowReader:
-            self._drop(request, socket)
+                await self._send(request, socket, {"id": ident, "type": "error", "payload": [{"message": str(exc)}]})
+        except _SlowReader as why:
+            self._drop(request, socket, why)
         except ConnectionResetError:
             pass
         finally:

@@ -16,6 +16,10 @@ or the node's memory and file descriptors.
   drops the connection (aborted: its buffers and subscriptions are freed at once).
 - H6 errors of the event loop that repeat (accept failing for want of resources, say) are logged once
   with their traceback, then counted and summarised at most every `_SUMMARY_EVERY` seconds.
+- H7 every send to a WebSocket first waits until the bytes the node holds for it have drained below the
+  transport's high-water mark (so a client that does not read holds at most about that much, not one
+  buffer per subscription); a send that would still take the bytes queued to one WebSocket over
+  `max_queued_bytes` drops the connection at once, the same way as H5, with a log line naming the figures.
 """
 
 from __future__ import annotations
@@ -54,6 +58,7 @@ class HttpLimits:
     body_timeout: float = 30.0
     idle_timeout: float = 300.0
     send_timeout: float = 15.0
+    max_queued_bytes: int = 1024 * 1024
 
 
 class _Refused(asyncio.Protocol):
