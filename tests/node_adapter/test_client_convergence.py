@@ -1,6 +1,6 @@
 """Concurrent commits converge between clients of real `panda node` processes replicating over 127.0.0.1
 (issue 17's "done when"): rival commits on two sides of a partition, forks deeper than R, staggering in a
-connected group (S1-S3 of `node_adapter/client.py`), queued sends while a removal is not committed (Q1)
+connected group (S1-S3 of `node_adapter/_client_members.py`), queued sends while a removal is not committed (Q1)
 and automatic rejoin (J1-J3).
 
 The partition: side A's node and side B's node never dial each other; a third node, the bridge, dials both
@@ -19,7 +19,7 @@ import pytest
 
 from keygroups import Level, Member
 from node_adapter import Client, Group, RemoteNode
-from node_adapter.client import _decode_commit as cbor_commit
+from node_adapter._client_core import _decode_commit as cbor_commit
 from p2panda.identity import KeyPair, PublicKey
 from p2panda.keystore import load_or_create_node_key
 from secret_group.convergence import R
