@@ -13,9 +13,17 @@ Rejoin (issue 17 rule 3 beyond R, R3 of `secret_group.convergence`), the member'
   ranked or applied.
 - J3 the requester joins by the welcome of the commit that re-adds it (its lost state dropped) and re-sends
   its own operations sealed on the losing branch.
+- J4 a member whose branch lost while the key group no longer gives it read level (removed meanwhile) asks
+  for nothing: its state of the lost branch is dropped and the group shows as left, as for a removed member.
+
+Whether a group's branch lost (and the tip a request named) is kept in the client store (`lost`), written
+by the step that decides it, so a restart neither commits nor sends on the lost branch before its first
+sweep, nor asks again at a tip it asked at.
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 from keygroups import Level
 from node_adapter._client_core import _decode_commit, _encode_doc, _keys, _path, _readers, _refusal, log
@@ -65,10 +73,17 @@ class _Commits(_Membership):
             self._rollback(record, decision.restore, len(applied) - 1)
             return True
         if decision.kind == "lost":  # R3: joined on (or left by) a branch that lost: join the winner's welcome
-            self._lost.add(group_id)
+            if self.store.lost(group_id) is None:  # J1, kept in the store: a restart knows it before any sweep
+                with self.store.write() as tx:
+                    tx.lost(group_id)
             welcomes = [c for c in winner[1:] if c not in applied and self.me in docs[c].added]
             if welcomes and await self._rejoin(record, docs[welcomes[-1]], winner, applied):
                 return True
+            _owner, levels = await self.access(record.owner)
+            if levels.get(self.me, 0) < Level.READ:  # J4: removed meanwhile, nothing to ask for
+                if record.active:
+                    self._leave_lost(record)
+                return False
             await self._ask_rejoin(record, winner, owner)
             self.last_error = f"group {group_id}: our branch lost deeper than {R} commits; waiting to be re-added"
             return False
@@ -106,14 +121,19 @@ class _Commits(_Membership):
         self._restore(record.id, fork, resend_after=True)
         self._emit("rollback", record.id, fork)
 
+    def _leave_lost(self, record: GroupRecord) -> None:
+        """J4: the state of the lost branch goes (as on a rejoin, R3) and the group shows as left."""
+        self.member.restore_group(record.mls_id, [])
+        self._persist(lambda tx: tx.group(replace(record, active=False)))
+        self._emit("removed", record.id)
+        log.info("group %s: our branch lost and the key group removed us meanwhile", record.id)
+
     async def _ask_rejoin(self, record: GroupRecord, winner: list[str], owner: KeyGroup) -> None:
-        """J1: a fresh key package and a rejoin request naming the winning tip, once per tip, while the key
-        group still gives us read level."""
+        """J1: a fresh key package and a rejoin request naming the winning tip, once per tip (the tip asked at
+        is stored in the request's transaction, so a restart does not ask again), while the key group still
+        gives us read level (J4)."""
         tip = winner[-1]
-        if self._asked.get(record.id) == tip:
-            return
-        _owner, levels = await self.access(record.owner)
-        if levels.get(self.me, 0) < Level.READ:
+        if self.store.lost(record.id) == tip:
             return
         package: dict[str, OperationValue] = {"key_package": self.member.key_package(), "last_resort": False}
         args = await self._next_args(None)
@@ -139,10 +159,10 @@ class _Commits(_Membership):
         def writes(tx: Transaction) -> None:
             tx.processed(request_id, record.id, "commit", "request")
             tx.commit_doc(request_id, record.id, _encode_doc(doc))
+            tx.lost(record.id, tip)
 
         self._persist(writes, (request_id, entry, payload))
         await self._flush()
-        self._asked[record.id] = tip
         log.info("group %s: our branch lost; asked to be re-added at %s", record.id, tip)
 
     async def _rejoin(self, record: GroupRecord, doc: CommitDoc, winner: list[str], applied: list[str]) -> bool:
@@ -166,13 +186,12 @@ class _Commits(_Membership):
             tx.group(new)
             tx.processed(doc.id, record.id, "commit", "applied")
             tx.snapshot(new, depth, items, {doc.id})
+            tx.found(record.id)
             for row in own:
                 if self.store.status(row.id) == ("own", None):
                     tx.set_status(row.id, "resend")
 
         self._persist(writes)
-        self._lost.discard(record.id)
-        self._asked.pop(record.id, None)
         await self._retire_key_packages(doc.key_packages)
         self._emit("joined", record.id, doc.id)
         return True

@@ -121,8 +121,6 @@ class _ClientCore:
     _access: dict[str, tuple[KeyGroup, dict[str, Level]]]
     _stagger: float
     _staggered: dict[str, asyncio.Task[None]]
-    _lost: set[str]
-    _asked: dict[str, str]
 
     @property
     def store(self) -> ClientStore:

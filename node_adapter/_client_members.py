@@ -52,7 +52,7 @@ class _Membership(_Sending):
             if rotate:
                 raise NotMember(f"{self.me} is no longer a member of group {group_id}")
             return False
-        if group_id in self._lost:  # J1: never commit on a branch that lost
+        if self.store.lost(group_id) is not None:  # J1: never commit on a branch that lost
             if rotate:
                 raise NotMember(f"{self.me} waits to be re-added to group {group_id}: its branch lost")
             return False
@@ -167,7 +167,7 @@ class _Membership(_Sending):
 
     async def _schedule_reconcile(self, record: GroupRecord) -> None:
         """S1-S3: a membership difference this client did not make is committed by one manager, staggered."""
-        if record.id in self._staggered or record.id in self._lost:
+        if record.id in self._staggered or self.store.lost(record.id) is not None:
             return  # S3: one waiting reconcile per group; it looks at the key group as it is when it fires
         rank = await self._stagger_rank(record)
         if rank is None:

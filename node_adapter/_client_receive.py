@@ -33,7 +33,7 @@ from node_adapter.key_groups import KeyGroup
 from node_adapter.types import DocumentView
 from p2panda.errors import P2PandaError
 from p2panda.ids import DocumentId
-from p2panda.operation import OperationAction, decode_operation
+from p2panda.operation import Operation, OperationAction, decode_operation
 from p2panda.operation.value import Relation
 from p2panda.schema import Schema, validate_operation
 from secret_group.documents import CommitDoc, EnvelopeDoc, GroupDoc
@@ -243,18 +243,30 @@ class _Receiving(_Commits):
                 await self._send_queued(group_id)  # Q1
                 record = self.record(group_id)
                 manages = levels.get(self.me) == Level.MANAGE
-                if manages and record.active and group_id not in self._lost and any(await self._difference(record)):
+                if (
+                    manages
+                    and record.active
+                    and self.store.lost(group_id) is None
+                    and any(await self._difference(record))
+                ):
                     await self._schedule_reconcile(record)  # S3, rule 4: what lost a race happens anyway
                 return
+
+    def _document_of_previous(self, operation: Operation) -> str | None:
+        """A2: the document of the first `previous` id held here."""
+        assert operation.previous is not None
+        for op_id in operation.previous:
+            document_id = self.store.document_of(op_id.hex())
+            if document_id:
+                return document_id
+        return None
 
     def _link(self, group_id: str) -> None:
         """Give updates and deletes that arrived before the operation they follow their document."""
         while True:
             linked = 0
             for row in self.store.inner_rows(group_id, document_id=""):
-                previous = decode_operation(row.operation).previous
-                assert previous is not None
-                document_id = self.store.document_of(next(iter(previous)).hex())
+                document_id = self._document_of_previous(decode_operation(row.operation))
                 if document_id:
                     with self.store.write() as tx:
                         tx.link(row.id, document_id)
@@ -306,10 +318,8 @@ class _Receiving(_Commits):
             validate_operation(operation, schema)  # S1-S4
         document_id = doc.id
         if operation.action is not OperationAction.CREATE:
-            assert operation.previous is not None
-            first = next(iter(operation.previous)).hex()
             # "" until the operation it follows is known here (it may arrive later): see `_link`.
-            document_id = self.store.document_of(first) or ""
+            document_id = self._document_of_previous(operation) or ""
         return InnerRow(
             doc.id,
             record.id,

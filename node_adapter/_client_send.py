@@ -14,6 +14,18 @@ A removed member is cut off (issue 17 rule 6):
   its outbox state "queued"), and they are sealed and published in the current epoch once the removal is
   committed (or the member re-added), in the order they were sent; the local id then shows its envelope's
   outbox state. Readers know the operation by its envelope id, as for a re-sent one (rule 4).
+
+Edits and deletes link on every side (rule 4): an own operation sent again is known to its readers by the
+envelope they opened first, the first one or the newer one (a reader who joined in between cannot open
+the other; a queued operation's first envelope is its only one):
+- A1 when an own operation is sealed (sent, queued or re-sent), every id in its `previous` that names an own
+  operation sent again under a newer envelope is joined by that envelope's id, so each reader finds one it
+  holds. The stored plaintext keeps the local ids (the sender's own documents stay whole); the sealed one is
+  the same at every sealing while nothing is re-sent in between, so a re-sent copy is still recognised as
+  one (`inner_digest`).
+- A2 a reader links an operation to the document of the first of its `previous` ids it holds, and builds
+  the document from the `previous` ids that are operations of the document, the others (copies it could
+  not open, or dropped as re-sent) left out while one remains (`Client._build`).
 """
 
 from __future__ import annotations
@@ -22,6 +34,7 @@ import contextlib
 import hashlib
 import os
 from collections.abc import Iterable
+from dataclasses import replace
 
 from keygroups import Level
 from node_adapter._client_core import _ClientCore
@@ -30,7 +43,7 @@ from node_adapter.errors import PublishRefused
 from p2panda.hash import Hash
 from p2panda.ids import DocumentId, DocumentViewId
 from p2panda.node.publish import NextArgs
-from p2panda.operation import Operation
+from p2panda.operation import Operation, decode_operation, encode_operation
 from p2panda.operation.value import OperationValue, Relation
 from secret_group.engine import GroupRecord
 from secret_group.errors import SecretGroupError
@@ -79,7 +92,7 @@ class _Sending(_ClientCore):
 
     async def _held(self, record: GroupRecord) -> bool:
         """Q1: new operations wait while MLS has someone the key group removed, or our branch lost (J1)."""
-        if record.id in self._lost:
+        if self.store.lost(record.id) is not None:
             return True
         _owner, levels = await self.access(record.owner)
         readers = {k for k, level in levels.items() if level >= Level.READ} | {self.me}
@@ -131,6 +144,7 @@ class _Sending(_ClientCore):
     def _seal_envelope(self, record: GroupRecord, args: NextArgs, plaintext: bytes) -> tuple[int, str, bytes, bytes]:
         """Encrypt an inner operation for the group's current epoch and sign its envelope: (epoch, envelope
         id, entry, operation). The MLS change stays in memory until the caller persists or discards it."""
+        plaintext = self._for_readers(record.id, plaintext)
         try:
             epoch, ciphertext = self.engine.seal(record, plaintext)
         except (MlsError, SecretGroupError):
@@ -143,6 +157,21 @@ class _Sending(_ClientCore):
         }
         envelope_id, entry, payload = self._sign(args, Operation.create(ENVELOPE_SCHEMA.id, fields))
         return epoch, envelope_id, entry, payload
+
+    def _for_readers(self, group_id: str, plaintext: bytes) -> bytes:
+        """A1: `previous` ids of own operations that were sent again, joined by their newest envelope id."""
+        operation = decode_operation(plaintext)
+        if operation.previous is None:
+            return plaintext
+        newer = {}
+        for op_id in operation.previous:
+            status = self.store.status(op_id.hex())
+            if status is not None and status[0] == "resent" and status[1]:
+                newer[op_id.hex()] = status[1]
+        if not newer:
+            return plaintext
+        ids = [*operation.previous, *(Hash.from_hex(i) for i in newer.values())]
+        return encode_operation(replace(operation, previous=DocumentViewId(ids)))
 
     async def _resend(self, group_id: str) -> None:
         """Rule 4: own operations sealed on a branch that lost, sealed again in the current epoch."""

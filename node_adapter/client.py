@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import hashlib
 from collections.abc import AsyncIterator, Iterable
+from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -44,7 +45,7 @@ from p2panda.document import Document, build_document
 from p2panda.errors import P2PandaError
 from p2panda.hash import Hash
 from p2panda.identity import KeyPair, PublicKey
-from p2panda.ids import DocumentId
+from p2panda.ids import DocumentId, DocumentViewId
 from p2panda.operation import Operation, decode_operation, encode_operation
 from p2panda.operation.value import OperationValue, Relation
 from p2panda.schema import Schema, validate_operation
@@ -55,6 +56,17 @@ from secret_group.mls import MlsMember
 from secret_group.schemas import INNER_SCHEMAS, SECRET_GROUP_SCHEMA
 
 __all__ = ["Client", "ClientEvent", "KEY_PACKAGE_TARGET"]
+
+
+def _resolved(operation: Operation, ids: set[str]) -> Operation:
+    """A2: `previous` ids that are no operation of the document left out while one remains (else as it is,
+    and the document does not build)."""
+    if operation.previous is None:
+        return operation
+    known = [p for p in operation.previous if p.hex() in ids]
+    if not known or len(known) == len(operation.previous):
+        return operation
+    return replace(operation, previous=DocumentViewId(known))
 
 
 class Client(_Receiving):
@@ -98,8 +110,6 @@ class Client(_Receiving):
         self._access: dict[str, tuple[KeyGroup, dict[str, Level]]] = {}
         self._stagger = stagger
         self._staggered: dict[str, asyncio.Task[None]] = {}
-        self._lost: set[str] = set()  # J1: groups whose branch lost deeper than our snapshots
-        self._asked: dict[str, str] = {}  # J1: group -> the winning tip our last rejoin request named
         self.last_error: str | None = None
 
     async def __aenter__(self) -> Self:
@@ -294,6 +304,9 @@ class Client(_Receiving):
             operations = [
                 (Hash.from_hex(row.id), PublicKey.from_hex(row.author), decode_operation(row.operation)) for row in rows
             ]
+            ids = {row.id for row in rows}
+            if any(p.hex() not in ids for _, _, op in operations for p in op.previous or ()):  # A2
+                operations = [(i, a, _resolved(op, ids)) for i, a, op in operations]
             return build_document(operations, schema=schema)
         except P2PandaError as exc:
             log.info("document of %s does not build: %s", rows[0].id, exc)
