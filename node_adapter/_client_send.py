@@ -144,7 +144,7 @@ class _Sending(_ClientCore):
     def _seal_envelope(self, record: GroupRecord, args: NextArgs, plaintext: bytes) -> tuple[int, str, bytes, bytes]:
         """Encrypt an inner operation for the group's current epoch and sign its envelope: (epoch, envelope
         id, entry, operation). The MLS change stays in memory until the caller persists or discards it."""
-        plaintext = self._for_readers(record.id, plaintext)
+        plaintext = self._for_readers(plaintext)
         try:
             epoch, ciphertext = self.engine.seal(record, plaintext)
         except (MlsError, SecretGroupError):
@@ -158,12 +158,12 @@ class _Sending(_ClientCore):
         envelope_id, entry, payload = self._sign(args, Operation.create(ENVELOPE_SCHEMA.id, fields))
         return epoch, envelope_id, entry, payload
 
-    def _for_readers(self, group_id: str, plaintext: bytes) -> bytes:
+    def _for_readers(self, plaintext: bytes) -> bytes:
         """A1: `previous` ids of own operations that were sent again, joined by their newest envelope id."""
         operation = decode_operation(plaintext)
         if operation.previous is None:
             return plaintext
-        newer = {}
+        newer: dict[str, str] = {}
         for op_id in operation.previous:
             status = self.store.status(op_id.hex())
             if status is not None and status[0] == "resent" and status[1]:
