@@ -9,7 +9,8 @@ never a mix. The file is created 0600; with a passphrase it is encrypted (`node_
 Convergence (see `secret_group.convergence`): every commit document of a group is kept (`commit_docs`) for
 the ranking; `snapshots` holds the group's MLS rows and record after each merge for the last R epochs
 (R4), written in the merge's transaction; `parked` keeps envelopes that did not open on this branch, to be
-tried again after a rollback; `inner_digest` recognises a re-sent copy of an inner operation.
+tried again after a rollback; `inner_digest` recognises a re-sent copy of an inner operation; `lost` holds
+the groups whose branch lost deeper than R (client J1) and the winning tip a rejoin request named.
 
 Outbox states: `pending` (signed and stored, not yet accepted by the node) -> `sent` (the node accepted
 it) or `failed` (the node refused it; `error` says why). Pending rows are published in order at start and
@@ -63,6 +64,7 @@ CREATE TABLE IF NOT EXISTS snapshots (
     record BLOB NOT NULL, PRIMARY KEY (group_id, commit_id)
 );
 CREATE TABLE IF NOT EXISTS parked (id TEXT PRIMARY KEY, group_id TEXT NOT NULL, epoch INTEGER NOT NULL, doc BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS lost (group_id TEXT PRIMARY KEY, asked TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS inner_digest (
     group_id TEXT NOT NULL, author TEXT NOT NULL, digest BLOB NOT NULL, id TEXT NOT NULL,
     PRIMARY KEY (group_id, author, digest)
@@ -230,6 +232,14 @@ class Transaction:
     def set_status(self, doc_id: str, status: str, reason: str | None = None) -> None:
         self._conn.execute("UPDATE processed SET status = ?, reason = ? WHERE id = ?", (status, reason, doc_id))
 
+    def lost(self, group_id: str, asked: str = "") -> None:
+        """J1: the group's branch lost deeper than R; `asked` is the winning tip a rejoin request named."""
+        self._conn.execute("INSERT OR REPLACE INTO lost (group_id, asked) VALUES (?, ?)", (group_id, asked))
+
+    def found(self, group_id: str) -> None:
+        """J3: re-added (or the group left): the group is no longer lost."""
+        self._conn.execute("DELETE FROM lost WHERE group_id = ?", (group_id,))
+
     def key_package_used(self, doc_id: str) -> None:
         self._conn.execute("UPDATE key_packages SET used = 1 WHERE id = ?", (doc_id,))
 
@@ -342,6 +352,11 @@ class ClientStore:
         """The document an inner operation belongs to; None when unknown or not linked yet."""
         row = self._conn.execute("SELECT document_id FROM inner WHERE id = ?", (operation_id,)).fetchone()
         return str(row[0]) if row and row[0] else None
+
+    def lost(self, group_id: str) -> str | None:
+        """J1: None unless the group's branch lost; else the winning tip its rejoin request named ("": none yet)."""
+        row = self._conn.execute("SELECT asked FROM lost WHERE group_id = ?", (group_id,)).fetchone()
+        return str(row[0]) if row else None
 
     def outbox(self, state: str | None = None) -> list[OutboxRow]:
         sql = "SELECT seq, id, entry, operation, state, error FROM outbox"

@@ -1,7 +1,7 @@
 """Concurrent commits converge between clients of real `panda node` processes replicating over 127.0.0.1
 (issue 17's "done when"): rival commits on two sides of a partition, forks deeper than R, staggering in a
-connected group (S1-S3 of `node_adapter/client.py`), queued sends while a removal is not committed (Q1)
-and automatic rejoin (J1-J3).
+connected group (S1-S3 of `node_adapter/_client_members.py`), queued sends while a removal is not committed (Q1),
+automatic rejoin (J1-J4, kept across a restart) and edits or deletes of re-sent or queued messages (A1, A2).
 
 The partition: side A's node and side B's node never dial each other; a third node, the bridge, dials both
 and relays. Killing the bridge cuts the partition; starting it again (same data directory) heals it. The
@@ -19,7 +19,7 @@ import pytest
 
 from keygroups import Level, Member
 from node_adapter import Client, Group, RemoteNode
-from node_adapter.client import _decode_commit as cbor_commit
+from node_adapter._client_core import _decode_commit as cbor_commit
 from p2panda.identity import KeyPair, PublicKey
 from p2panda.keystore import load_or_create_node_key
 from secret_group.convergence import R
@@ -189,7 +189,7 @@ async def test_rival_commits_on_two_sides_of_a_partition_converge(net: Net) -> N
     assert a_state[0] == b_state[0] and a_state[1] != b_state[1]  # rivals: same epoch, different state
     assert carol.key.hex() not in a_state[2] and erin.key.hex() in b_state[2]
     await dave.g().send("from side A")
-    await bob.g().send("from side B")
+    bob_message = await bob.g().send("from side B")
     await _reads(erin, ["from side B"])
 
     await net.heal()
@@ -208,6 +208,16 @@ async def test_rival_commits_on_two_sides_of_a_partition_converge(net: Net) -> N
     await _reads(erin, ["from side B", "after healing"])  # from her join on, side B's message once
     assert "from side A" not in await carol.texts() and "after healing" not in await carol.texts()
     assert {p.state() for p in remaining} == {final}
+
+    # A1, A2: Bob's message is known to Alice and Dave by its re-sent envelope's id, to Erin (who opened the
+    # copy sealed on side B) by the first one, and to Bob by his own: his edit reaches all of them.
+    await bob.g().edit(bob_message, "from side B, edited")
+    edited = ["before the partition", "from side A", "from side B, edited", "after healing"]
+    for person in (alice, bob, dave):
+        await _reads(person, edited)
+    await _reads(erin, ["from side B, edited", "after healing"])
+    for person in (alice, dave, erin):
+        assert [m.edited for m in await person.g().messages() if m.text == "from side B, edited"] == [True]
 
 
 async def test_forks_deeper_than_r_end_on_one_branch_and_the_losers_are_re_added(net: Net) -> None:
@@ -301,10 +311,15 @@ async def test_q1_a_send_while_a_removal_is_not_committed_is_queued_and_unreadab
 
     await eventually(dave_sees_the_removal, what="dave's node has the key-group removal")
     message_id = await dave.g().send("after carol's removal")
+    withdrawn = await dave.g().send("withdrawn before anyone read it")
     assert dave.state()[0] == epoch and carol.key.hex() in dave.state()[2]  # MLS has not removed her yet
-    assert [(m.text, m.state) for m in await dave.g().messages()] == [("after carol's removal", "queued")]
+    # A1: an edit and a delete of queued messages, queued too, name them by the ids their readers will know.
+    await dave.g().edit(message_id, "after carol's removal, edited")
+    await dave.g().delete_message(withdrawn)
+    assert [(m.text, m.state) for m in await dave.g().messages()] == [("after carol's removal, edited", "queued")]
 
-    await _reads(bob, ["after carol's removal"])
+    await _reads(bob, ["after carol's removal, edited"])
+    assert [m.edited for m in await bob.g().messages()] == [True]
     assert carol.key.hex() not in bob.state()[2] and bob.state()[0] == epoch + 1
 
     async def sent() -> bool:
@@ -317,6 +332,79 @@ async def test_q1_a_send_while_a_removal_is_not_committed_is_queued_and_unreadab
 
     await eventually(carol_is_out, what="carol applies her removal")
     await bob.g().send("control")  # a later message reaches Carol's client too, and she reads neither
-    await _reads(alice, ["after carol's removal", "control"])
+    await _reads(alice, ["after carol's removal, edited", "control"])
     await asyncio.sleep(0.5)
     assert await carol.texts() == []
+
+
+async def test_j4_a_member_whose_branch_lost_while_it_was_removed_shows_it_is_not_a_member(net: Net) -> None:
+    """Side A removes Carol and makes more than R commits; side B, Carol's, makes R + 1. After the heal Carol's
+    branch lost and the key group no longer gives her read level: she asks for nothing and shows the group
+    as left, like a removed member; Bob, who lost too, is re-added."""
+    alice, dave = await net.person("alice", "a"), await net.person("dave", "a")
+    bob, carol = await net.person("bob", "b"), await net.person("carol", "b")
+    await _group(net, alice, [(bob, Level.MANAGE), (carol, Level.WRITE), (dave, Level.WRITE)])
+
+    net.cut()
+    await alice.g().remove(carol.key)
+    for _ in range(R + 1):
+        await alice.g().rotate()
+    for _ in range(R + 1):
+        await bob.g().rotate()
+    await _converged([alice, dave], "side A on its branch")
+    await _converged([bob, carol], "side B on its branch")
+
+    await net.heal()
+    final = await _converged([alice, bob, dave], "side A's branch everywhere, bob re-added")
+    assert final[2] == frozenset(p.key.hex() for p in (alice, bob, dave))
+
+    async def carol_is_out() -> bool:
+        return not carol.g().is_member
+
+    await eventually(carol_is_out, what="carol shows she is not a member")
+    assert carol.g().epoch == -1 and await carol.g().members() == {}
+    assert [g.id for g in await carol.client.groups()] == []
+    assert carol.key.hex() not in _requesters(alice) and bob.key.hex() in _requesters(alice)
+
+
+async def test_j1_a_lost_branch_is_kept_across_a_restart(net: Net) -> None:
+    """Carol's branch lost deeper than R and she asked to be re-added; her client stops and starts again
+    (same state file) before anyone re-added her. It still knows its branch lost and the tip it asked at (it
+    does not ask twice there), is re-added and reads on."""
+    alice = await net.person("alice", "a", stagger=8.0)  # J2 waits: the restart happens before the re-add
+    dave = await net.person("dave", "a")
+    bob, carol = await net.person("bob", "b"), await net.person("carol", "b")
+    group = await _group(net, alice, [(bob, Level.MANAGE), (carol, Level.WRITE), (dave, Level.WRITE)])
+
+    net.cut()
+    for _ in range(R + 2):
+        await alice.g().rotate()
+    for _ in range(R + 1):
+        await bob.g().rotate()
+    await _converged([alice, dave], "side A on its branch")
+    await _converged([bob, carol], "side B on its branch")
+
+    await net.heal()
+
+    async def carol_asked() -> str | None:  # at side A's tip: the winning tip moves as side A's commits arrive
+        asked = carol.client.store.lost(group.id)
+        return asked if asked == alice.client.record(group.id).tip else None
+
+    asked = await eventually(carol_asked, what="carol asks to be re-added at the winning tip")
+    assert carol.state()[1] != alice.state()[1]  # not re-added yet: another epoch authenticator
+    await carol.client.stop()
+    carol.client = await net.stack.enter_async_context(
+        Client(net.remotes["b"], carol.key_pair, state_path=net.root / "carol.sqlite3", stagger=STAGGER)
+    )
+    carol.group = await carol.client.group(group.id)
+    assert carol.client.store.lost(group.id) == asked  # her start's sweep found it lost and did not ask again
+
+    everyone = [alice, bob, carol, dave]
+    final = await _converged(everyone, "every member on the winning branch, carol re-added after her restart")
+    assert final[2] == frozenset(p.key.hex() for p in everyone)
+    assert carol.client.store.lost(group.id) is None
+    requests = [(c.author, c.parent) for c in _commit_docs(alice) if not c.commit]
+    assert (carol.key.hex(), asked) in requests
+    assert len(requests) == len(set(requests))  # nobody asked twice at one tip, the restarted Carol included
+    await dave.g().send("after carol's restart")
+    await _reads(carol, ["after carol's restart"])
