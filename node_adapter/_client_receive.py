@@ -10,7 +10,11 @@ Ordering rules of the drain (why they hold):
   catching up across many commits reads every message it was entitled to;
 - C2 rival commits are ranked and the client moves towards the winning path (`_client_commits`);
 - C3 a commit waits until the key-group changes it names (its causal point) are known here;
-- C4 an own envelope or commit is never processed again: it was stored as processed before it was sent.
+- C4 an own envelope or commit is never processed again: it was stored as processed before it was sent;
+- C5 within an epoch, a sender's envelopes are opened in the order it sealed them (the log ids of their
+  documents, which an author allocates in increasing order), not by document id (a hash): OpenMLS opens
+  a sender's messages at most 100 generations out of order, so a reader catching up on more than that in
+  id order lost most of them ("Generation is too old"). It costs one `next_args` read per new envelope.
 
 A subscriber the node cut off (it fell behind) or a node that went away: subscribe again and sweep, so
 nothing is missed; a node without subscriptions is polled.
@@ -92,7 +96,7 @@ class _Receiving(_Commits):
             view = await self.node.document(ENVELOPE_SCHEMA, DocumentId.from_hex(document_id))
             if view is not None:
                 async with self._lock:
-                    group_id = self._ingest_envelope(view)
+                    group_id = await self._ingest_envelope(view)
                     if group_id is not None:
                         await self._drain(group_id)
         elif schema_id in (MEMBERSHIP, KEY_PACKAGE):
@@ -129,7 +133,7 @@ class _Receiving(_Commits):
                 await self._ingest_commit(view)
         async for view in self._all(ENVELOPE_SCHEMA, {"group": {"eq": group_id}}):
             if view.id.hex() not in known:
-                self._ingest_envelope(view)
+                await self._ingest_envelope(view)
         await self._drain(group_id)
 
     async def _all(self, schema: Schema, filter: Mapping[str, Mapping[str, Any]]) -> AsyncIterator[DocumentView]:
@@ -178,7 +182,7 @@ class _Receiving(_Commits):
             tx.commit_doc(doc.id, doc.group, _encode_doc(doc))
         return doc.group
 
-    def _ingest_envelope(self, view: DocumentView) -> str | None:
+    async def _ingest_envelope(self, view: DocumentView) -> str | None:
         doc_id = view.id.hex()
         if self._known(doc_id):
             return None
@@ -189,8 +193,11 @@ class _Receiving(_Commits):
             return None
         if self.store.group(doc.group) is None:
             return None
+        # C5: OpenMLS opens a sender's messages at most 100 generations out of order, and document ids are
+        # hashes: envelopes are opened in their sender's order, the order of the logs it made them in.
+        sender_log = (await self.node.next_args(view.owner, view.view_id)).log_id
         with self.store.write() as tx:
-            tx.pending(doc.id, doc.group, "envelope", doc.epoch, None, _encode_doc(doc))
+            tx.pending(doc.id, doc.group, "envelope", doc.epoch, None, _encode_doc(doc), sender_log)
         return doc.group
 
     async def _join(self, doc: CommitDoc) -> bool:

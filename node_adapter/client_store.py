@@ -43,7 +43,7 @@ CREATE TABLE IF NOT EXISTS processed (
 CREATE INDEX IF NOT EXISTS processed_status ON processed (group_id, status);
 CREATE TABLE IF NOT EXISTS pending (
     id TEXT PRIMARY KEY, group_id TEXT NOT NULL, kind TEXT NOT NULL, epoch INTEGER NOT NULL,
-    parent TEXT, doc BLOB NOT NULL
+    parent TEXT, doc BLOB NOT NULL, sender_log INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS pending_group ON pending (group_id, kind, epoch);
 CREATE TABLE IF NOT EXISTS inner (
@@ -158,10 +158,15 @@ class Transaction:
         )
         self._conn.execute("DELETE FROM pending WHERE id = ?", (doc_id,))
 
-    def pending(self, doc_id: str, group_id: str, kind: str, epoch: int, parent: str | None, doc: bytes) -> None:
+    def pending(
+        self, doc_id: str, group_id: str, kind: str, epoch: int, parent: str | None, doc: bytes, sender_log: int = 0
+    ) -> None:
+        """`sender_log`: the log id of the document in its author's logs; an author's later documents have
+        higher ones, so within an epoch it is the order in which the sender sealed its envelopes."""
         self._conn.execute(
-            "INSERT OR IGNORE INTO pending (id, group_id, kind, epoch, parent, doc) VALUES (?, ?, ?, ?, ?, ?)",
-            (doc_id, group_id, kind, epoch, parent, doc),
+            "INSERT OR IGNORE INTO pending (id, group_id, kind, epoch, parent, doc, sender_log)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (doc_id, group_id, kind, epoch, parent, doc, sender_log),
         )
 
     def inner(self, row: InnerRow) -> None:
@@ -253,6 +258,9 @@ class ClientStore:
         self._conn.execute("PRAGMA journal_mode = WAL")
         self._conn.execute("PRAGMA synchronous = FULL")
         self._conn.executescript(_SCHEMA)
+        columns = {str(r[1]) for r in self._conn.execute("PRAGMA table_info(pending)")}
+        if "sender_log" not in columns:  # a state file of an earlier build
+            self._conn.execute("ALTER TABLE pending ADD COLUMN sender_log INTEGER NOT NULL DEFAULT 0")
 
     def close(self) -> None:
         self._conn.close()
@@ -303,7 +311,8 @@ class ClientStore:
         return [
             (str(r[0]), int(r[1]), r[2], bytes(r[3]))
             for r in self._conn.execute(
-                "SELECT id, epoch, parent, doc FROM pending WHERE group_id = ? AND kind = ? ORDER BY epoch, id",
+                "SELECT id, epoch, parent, doc FROM pending WHERE group_id = ? AND kind = ?"
+                " ORDER BY epoch, sender_log, id",
                 (group_id, kind),
             )
         ]

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from keygroups import Level
+from node_adapter import EmbeddedNode
 from p2panda.schema import FieldType, Schema
 from secret_group.errors import NotMember
 from tests.node_adapter.clients import Person, eventually, key_packages_visible
@@ -229,3 +230,39 @@ async def test_a_member_offline_across_30_commits_reads_everything(tmp_path: Pat
         if bob.client is not None:
             await bob.stop()
         await alice.stop()
+
+
+async def test_a_member_catching_up_on_many_messages_of_one_epoch_reads_them_all(tmp_path: Path) -> None:
+    """OpenMLS opens a sender's messages at most 100 generations out of order: a reader catching up on
+    more than that in one epoch must open them in the sender's order (its log ids), not by document id,
+    which is a hash (in id order it read 101 of 300 and refused the rest: "Generation is too old")."""
+    alice, bob = await _pair(tmp_path)
+    try:
+        group = await alice.c().create_group("team")
+        assert alice.node is not None
+        await key_packages_visible(alice.node, bob.key)
+        await group.add(bob.key)
+        await bob.group(group.id)
+        await bob.stop()
+        sent = [f"message {i}" for i in range(CATCH_UP)]
+        for text in sent:
+            await group.send(text)
+        # Bob's node (without his client) replicates them all first: his client then finds every one at
+        # once in its sweep, as a client of a node that kept running does.
+        async with EmbeddedNode(bob.data_dir, replication_port=0, peers=(alice.address,)) as node:
+
+            async def all_arrived() -> bool:
+                return (await node.log_heights(alice.key)) == (await alice.c().node.log_heights(alice.key))
+
+            await eventually(all_arrived, what="bob's node holds alice's envelopes")
+        await bob.start(peers=())
+        bobs = await bob.c().group(group.id)
+        assert sorted(await bob.texts(bobs, CATCH_UP)) == sorted(sent)
+        assert bobs.refused() == []
+    finally:
+        if bob.client is not None:
+            await bob.stop()
+        await alice.stop()
+
+
+CATCH_UP = 250
