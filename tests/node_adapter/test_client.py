@@ -8,10 +8,19 @@ from pathlib import Path
 import pytest
 
 from keygroups import Level
-from node_adapter import EmbeddedNode
+from node_adapter import EmbeddedNode, Group
 from p2panda.schema import FieldType, Schema
 from secret_group.errors import NotMember
 from tests.node_adapter.clients import Person, eventually, key_packages_visible
+
+
+async def _team(alice: Person, bob: Person) -> Group:
+    """Alice's ratchet group "team" with Bob added (write level)."""
+    group = await alice.c().create_group("team")
+    assert alice.node is not None
+    await key_packages_visible(alice.node, bob.key)
+    await group.add(bob.key)
+    return group
 
 
 async def _pair(tmp_path: Path) -> tuple[Person, Person]:
@@ -48,10 +57,7 @@ async def test_alice_and_bob_exchange_messages_both_ways(tmp_path: Path, history
 async def test_edits_and_deletes_reach_the_other_member(tmp_path: Path) -> None:
     alice, bob = await _pair(tmp_path)
     try:
-        group = await alice.c().create_group("team")
-        assert alice.node is not None
-        await key_packages_visible(alice.node, bob.key)
-        await group.add(bob.key)
+        group = await _team(alice, bob)
         first = await group.send("frist")
         await group.send("second")
         bobs = await bob.group(group.id)
@@ -203,10 +209,7 @@ async def test_dave_added_later_reads_the_past_only_in_a_history_group(tmp_path:
 async def test_a_member_offline_across_30_commits_reads_everything(tmp_path: Path) -> None:
     alice, bob = await _pair(tmp_path)
     try:
-        group = await alice.c().create_group("team")
-        assert alice.node is not None
-        await key_packages_visible(alice.node, bob.key)
-        await group.add(bob.key)
+        group = await _team(alice, bob)
         bobs = await bob.group(group.id)
         epoch = group.epoch
         await bob.stop()
@@ -238,10 +241,7 @@ async def test_a_member_catching_up_on_many_messages_of_one_epoch_reads_them_all
     which is a hash (in id order it read 101 of 300 and refused the rest: "Generation is too old")."""
     alice, bob = await _pair(tmp_path)
     try:
-        group = await alice.c().create_group("team")
-        assert alice.node is not None
-        await key_packages_visible(alice.node, bob.key)
-        await group.add(bob.key)
+        group = await _team(alice, bob)
         await bob.group(group.id)
         await bob.stop()
         sent = [f"message {i}" for i in range(CATCH_UP)]

@@ -127,6 +127,18 @@ async def _group(net: Net, creator: Person, members: list[tuple[Person, Level]])
     return group
 
 
+async def _rival_chains(
+    a: Person, a_commits: int, a_side: list[Person], b: Person, b_commits: int, b_side: list[Person]
+) -> None:
+    """During a cut: `a` and `b` each make a chain of self-updates, and each side converges on its own."""
+    for _ in range(a_commits):
+        await a.g().rotate()
+    for _ in range(b_commits):
+        await b.g().rotate()
+    await _converged(a_side, "side A on its branch")
+    await _converged(b_side, "side B on its branch")
+
+
 async def _converged(people: list[Person], what: str, timeout: float = 60.0) -> tuple[int, bytes, frozenset[str]]:
     async def same() -> tuple[int, bytes, frozenset[str]] | None:
         if not all(p.g().is_member for p in people):
@@ -229,12 +241,7 @@ async def test_forks_deeper_than_r_end_on_one_branch_and_the_losers_are_re_added
     await _group(net, alice, [(bob, Level.MANAGE), (carol, Level.WRITE), (dave, Level.WRITE)])
 
     net.cut()
-    for _ in range(R + 2):
-        await alice.g().rotate()
-    for _ in range(R + 1):
-        await bob.g().rotate()
-    await _converged([alice, dave], "side A on its branch")
-    await _converged([bob, carol], "side B on its branch")
+    await _rival_chains(alice, R + 2, [alice, dave], bob, R + 1, [bob, carol])
     await carol.g().send("carol on the losing branch")
     await dave.g().send("dave on the winning branch")
 
@@ -347,12 +354,7 @@ async def test_j4_a_member_whose_branch_lost_while_it_was_removed_shows_it_is_no
 
     net.cut()
     await alice.g().remove(carol.key)
-    for _ in range(R + 1):
-        await alice.g().rotate()
-    for _ in range(R + 1):
-        await bob.g().rotate()
-    await _converged([alice, dave], "side A on its branch")
-    await _converged([bob, carol], "side B on its branch")
+    await _rival_chains(alice, R + 1, [alice, dave], bob, R + 1, [bob, carol])
 
     await net.heal()
     final = await _converged([alice, bob, dave], "side A's branch everywhere, bob re-added")
@@ -377,12 +379,7 @@ async def test_j1_a_lost_branch_is_kept_across_a_restart(net: Net) -> None:
     group = await _group(net, alice, [(bob, Level.MANAGE), (carol, Level.WRITE), (dave, Level.WRITE)])
 
     net.cut()
-    for _ in range(R + 2):
-        await alice.g().rotate()
-    for _ in range(R + 1):
-        await bob.g().rotate()
-    await _converged([alice, dave], "side A on its branch")
-    await _converged([bob, carol], "side B on its branch")
+    await _rival_chains(alice, R + 2, [alice, dave], bob, R + 1, [bob, carol])
 
     await net.heal()
 
